@@ -1,0 +1,86 @@
+"""ipylogfwd: watch many processes from a notebook.
+
+``%load_ext ipylogfwd`` registers ``%%procs`` (run a cell in N worker processes, their
+output forwarded into the cell in per-proc, per-stream order), ``%procs`` (status and
+management) and ``%logflush`` (an in-band barrier). ``ProcGroup`` does the same from plain
+Python.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .barrier import FlushEntry, FlushReport
+from .errors import (
+    IpylogfwdError,
+    ProcDiedError,
+    ProcsBusyError,
+    ProcsError,
+    ProcStartError,
+    ProcTimeoutError,
+    UsageError,
+)
+from .group import Execution, GroupStatus, ProcGroup, ProcStatus, parse_targets
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Execution",
+    "FlushEntry",
+    "FlushReport",
+    "GroupStatus",
+    "IpylogfwdError",
+    "ProcDiedError",
+    "ProcGroup",
+    "ProcStatus",
+    "ProcStartError",
+    "ProcTimeoutError",
+    "ProcsBusyError",
+    "ProcsError",
+    "UsageError",
+    "current_group",
+    "load_ipython_extension",
+    "logflush",
+    "parse_targets",
+    "unload_ipython_extension",
+]
+
+_magics: Any = None
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics (``%load_ext ipylogfwd``)."""
+    global _magics
+    from .magics import ProcsMagics
+
+    if _magics is not None and _magics.shell is ipython:
+        return
+    _magics = ProcsMagics(ipython)
+    ipython.register_magics(_magics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Stop the procs and remove the magics (``%unload_ext ipylogfwd``)."""
+    global _magics
+    if _magics is None:
+        return
+    _magics.close()
+    registry = ipython.magics_manager.magics
+    for kind, names in (("line", ("procs", "logflush")), ("cell", ("procs",))):
+        for name in names:
+            registry[kind].pop(name, None)
+    ipython.magics_manager.registry.pop(type(_magics).__name__, None)
+    _magics = None
+
+
+def current_group() -> ProcGroup | None:
+    """The group the magics are using, if any."""
+    return None if _magics is None else _magics.group
+
+
+def logflush(timeout: float = 10.0) -> FlushReport:
+    """``%logflush`` from Python: flush the magics' current group."""
+    group = current_group()
+    if group is None:
+        raise UsageError("no procs are running: start some with %%procs N")
+    return group.flush(timeout)

@@ -1,0 +1,124 @@
+"""The dispatcher: drains every proc's queue in order and hands the items to sinks.
+
+The "ipylogfwd-dispatch" thread is the only consumer of the mailboxes. For each proc it
+keeps which cell each stream currently belongs to (switched by the proc's in-band
+``CellStart``), writes ``Log`` text to that cell's sink, and reports ``Barrier`` and ``Eof``
+items to the barrier tracker, but only after the text before them has been published and
+has left the process. That ordering is what makes a completed barrier mean "published".
+
+Text that arrives together is published together (one message per cell and stream), and
+when the output is light the thread lingers up to ``tick`` seconds to gather more, never
+past a barrier, so flushes stay fast while message rates stay low.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+from .barrier import BarrierTracker
+from .queues import STDERR, STDOUT, Barrier, CellStart, Eof, Log, Mailboxes
+from .sinks import Sink
+
+MAX_CELLS = 1000
+PUBLISH_EARLY = 1 << 20
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        mailboxes: Mailboxes,
+        tracker: BarrierTracker,
+        *,
+        tick: float = 0.02,
+        publish_timeout: float = 10.0,
+    ) -> None:
+        self._mailboxes = mailboxes
+        self._tracker = tracker
+        self._tick = tick
+        self._publish_timeout = publish_timeout
+        # Cells are registered by callers and read by the dispatch thread: guarded by _lock.
+        self._lock = threading.Lock()
+        self._sinks: OrderedDict[int, Sink] = OrderedDict()
+        self._routes: dict[int, dict[int, int]] = {}
+        # Written only by the dispatch thread; other threads read single ints (status).
+        self.lines: dict[int, list[int]] = {}
+        self.error: BaseException | None = None
+        self._stopping = False
+        # The dispatch thread: sole consumer of the mailboxes, sole writer to sinks.
+        self._thread = threading.Thread(target=self._run, name="ipylogfwd-dispatch", daemon=True)
+        self._thread.start()
+
+    def register_cell(self, cell: int, sink: Sink) -> None:
+        """Output marked as belonging to ``cell`` goes to ``sink`` from now on."""
+        with self._lock:
+            self._sinks[cell] = sink
+            if len(self._sinks) > MAX_CELLS:
+                # Cell 0 (where the procs started) stays: it is the fallback for evicted cells.
+                oldest = next(c for c in self._sinks if c != 0)
+                del self._sinks[oldest]
+
+    def start_rank(self, rank: int, cell: int) -> None:
+        """A new proc at ``rank``: its output goes to ``cell`` until it marks another."""
+        with self._lock:
+            self._routes[rank] = {STDOUT: cell, STDERR: cell}
+        self.lines[rank] = [0, 0, 0]
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish what is queued, then stop."""
+        self._stopping = True
+        self._mailboxes.wake()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                stopping = self._stopping
+                if self._mailboxes.wait(0.25):
+                    self._dispatch_once()
+                elif stopping:
+                    return
+        except BaseException as exc:  # surfaced through .error in the group's status
+            self.error = exc
+            raise
+
+    def _dispatch_once(self) -> None:
+        started = time.monotonic()
+        touched: dict[int, Sink] = {}
+        reached: list[Barrier] = []
+        ended: list[tuple[int, int]] = []
+        barrier_ranks: list[int] = []
+        for rank, items in self._mailboxes.drain():
+            with self._lock:
+                route = self._routes.setdefault(rank, {STDOUT: 0, STDERR: 0})
+            counts = self.lines.setdefault(rank, [0, 0, 0])
+            for item in items:
+                if isinstance(item, Log):
+                    sink = self._sink(route[item.stream])
+                    sink.write(rank, item.stream, item.text)
+                    touched[id(sink)] = sink
+                    counts[item.stream] += item.newlines
+                    if sink.pending > PUBLISH_EARLY:
+                        sink.publish()
+                elif isinstance(item, CellStart):
+                    route[item.stream] = item.cell
+                elif isinstance(item, Barrier):
+                    reached.append(item)
+                    barrier_ranks.append(rank)
+                elif isinstance(item, Eof):
+                    ended.append((rank, item.stream))
+        for sink in touched.values():
+            sink.publish()
+        for sink in touched.values():
+            sink.sync(self._publish_timeout)
+        for rank, b in zip(barrier_ranks, reached):
+            self._tracker.reach(rank, b.stream, b.key, b.weak)
+        for rank, stream in ended:
+            self._tracker.eof(rank, stream)
+        if not reached and not ended and not self._stopping:
+            self._mailboxes.linger(self._tick - (time.monotonic() - started))
+
+    def _sink(self, cell: int) -> Sink:
+        with self._lock:
+            return self._sinks.get(cell) or self._sinks[0]

@@ -1,0 +1,55 @@
+"""Exceptions, one per situation a user must tell apart."""
+
+from __future__ import annotations
+
+
+class IpylogfwdError(Exception):
+    """Base of every ipylogfwd error."""
+
+
+class UsageError(IpylogfwdError, ValueError):
+    """Bad arguments: nothing was started."""
+
+
+class ProcStartError(IpylogfwdError):
+    """A proc did not come up (it died or did not say hello in time)."""
+
+
+class ProcsBusyError(IpylogfwdError):
+    """The targeted procs are still running an earlier cell (for example a ``--bg`` one)."""
+
+
+class ProcsError(IpylogfwdError):
+    """The cell raised in one or more procs. ``errors`` maps rank -> traceback text."""
+
+    def __init__(self, errors: dict[int, str], error_types: dict[int, str], results: dict) -> None:
+        self.errors = errors
+        self.error_types = error_types
+        self.results = results
+        ranks = ", ".join(str(r) for r in sorted(errors))
+        kinds = sorted(set(error_types.values()))
+        super().__init__(f"cell failed on rank{'s' if len(errors) > 1 else ''} {ranks}: {', '.join(kinds)}")
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of the kernel-side stack, which is ours, not the user's:
+        # each proc's own traceback was already shown with its rank in the output.
+        lines = [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+        for rank in sorted(self.errors):
+            last = self.errors[rank].rstrip().splitlines()[-1:] or [self.error_types[rank]]
+            lines.append(f"  rank {rank}: {last[0]}")
+        return lines
+
+
+class ProcTimeoutError(IpylogfwdError, TimeoutError):
+    """A cell did not finish on every target within its ``--timeout``; those procs were interrupted."""
+
+    def __init__(self, message: str, pending: list[int]) -> None:
+        super().__init__(message)
+        self.pending = pending
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
+
+class ProcDiedError(IpylogfwdError):
+    """A proc exited while it was running the cell."""

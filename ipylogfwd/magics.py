@@ -1,0 +1,145 @@
+"""The IPython magics: a thin layer of argument parsing over ``ProcGroup``.
+
+``%%procs N [options]`` runs the cell in N procs; ``%procs`` shows or manages them;
+``%logflush`` is the barrier. One group per IPython session.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from IPython.core.error import UsageError as IPythonUsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .barrier import FlushReport
+from .errors import UsageError
+from .group import MAX_PROCS, Execution, GroupStatus, ProcGroup, parse_targets
+
+
+@magics_class
+class ProcsMagics(Magics):
+    """Magics bound to one IPython shell; they own the shell's current ProcGroup."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self.group: ProcGroup | None = None
+        self.last: Execution | None = None
+
+    @magic_arguments()
+    @argument("n", nargs="?", type=int, help="How many procs. The same N reuses the running procs; another N replaces them.")
+    @argument("-t", "--targets", help="Run on these ranks only: 0,2 or 1:3 (ranks 1 and 2) or all.")
+    @argument("--bg", action="store_true", help="Return at once with a handle (.wait(timeout), .done, .results).")
+    @argument("--timeout", type=float, help="Interrupt the procs and raise if the cell has not finished after this many seconds.")
+    @argument("--restart", action="store_true", help="Replace the procs with fresh ones (new namespaces) first.")
+    @argument("--shutdown", action="store_true", help="Line form: stop every proc.")
+    @argument("--logdir", nargs="?", const="", default=None, metavar="DIR", help="Line form without DIR: print where the per-proc log files are. With DIR: write new procs' logs there.")
+    @argument("--force", action="store_true", help=f"Allow more than {MAX_PROCS} procs.")
+    @line_cell_magic
+    def procs(self, line: str, cell: str | None = None) -> Any:
+        """Run the cell in N worker processes, or (line form) show and manage them.
+
+        Cell form::
+
+            %%procs 4
+            import os
+            print("hello from", os.environ["RANK"])
+
+        runs the body in 4 procs, streams their output into the cell, and returns the
+        per-rank value of the body's last expression. Procs persist across cells.
+
+        Line form: ``%procs`` shows each proc (rank, pid, state, exit, lines, last heard);
+        ``%procs N`` starts N procs; ``%procs --restart``, ``%procs --shutdown`` and
+        ``%procs --logdir`` manage them.
+        """
+        args = parse_argstring(self.procs, line)
+        try:
+            return self._procs(args, cell)
+        except UsageError as exc:
+            raise IPythonUsageError(str(exc)) from None
+
+    def _procs(self, args: Any, cell: str | None) -> Any:
+        if args.n is not None and (args.n < 1 or (args.n > MAX_PROCS and not args.force)):
+            raise UsageError(
+                f"N must be between 1 and {MAX_PROCS} (or more with --force), not {args.n}"
+            )
+        if cell is None:
+            return self._line(args)
+        if args.shutdown:
+            raise UsageError("--shutdown is for the line form: %procs --shutdown")
+        if args.timeout is not None and args.timeout <= 0:
+            raise UsageError(f"--timeout must be positive, not {args.timeout:g}")
+        group = self._ensure(args.n, restart=args.restart, logdir=args.logdir or None, force=args.force)
+        targets = parse_targets(args.targets, group.size) if args.targets else None
+        execution = group.submit(cell, targets)
+        if args.bg:
+            self.last = execution
+            return execution
+        results = execution.wait(args.timeout)
+        return results if execution.has_value else None
+
+    def _line(self, args: Any) -> Any:
+        if args.bg or args.timeout is not None or args.targets:
+            raise UsageError("--bg, --timeout and --targets go with the cell form (%%procs)")
+        if args.shutdown:
+            if self.group is not None:
+                self.group.shutdown()
+                self.group = None
+            return None
+        if args.logdir == "":
+            if self.group is None:
+                raise UsageError("no procs are running: start some with %%procs N")
+            print(self.group.logdir)
+            return None
+        if args.n is not None or args.restart:
+            self._ensure(args.n, restart=args.restart, logdir=args.logdir, force=args.force)
+        if self.group is None:
+            raise UsageError("no procs are running: start some with %%procs N")
+        return self.group.status()
+
+    def _ensure(self, n: int | None, *, restart: bool, logdir: str | None, force: bool) -> ProcGroup:
+        group = self.group
+        if group is None:
+            if n is None:
+                raise UsageError("no procs are running: say how many, e.g. %%procs 4")
+            self.group = ProcGroup(n, logdir=logdir, force=force)
+            return self.group
+        if restart or (n is not None and n != group.size) or (logdir and logdir != str(group.logdir)):
+            group.shutdown()
+            self.group = None
+            self.group = ProcGroup(n or group.size, logdir=logdir, force=force)
+        return self.group
+
+    @magic_arguments()
+    @argument("--timeout", type=float, default=10.0, help="Give up waiting after this many seconds (default 10).")
+    @argument("-t", "--targets", help="Flush these ranks only: 0,2 or 1:3 or all.")
+    @line_magic
+    def logflush(self, line: str) -> FlushReport:
+        """Barrier: return once every proc's output written before this line is shown.
+
+        Returns a report with, per proc, how far the barrier got and how long it took;
+        warns if any proc did not reach the full barrier.
+        """
+        args = parse_argstring(self.logflush, line)
+        if self.group is None:
+            raise IPythonUsageError("no procs are running: start some with %%procs N")
+        try:
+            if args.timeout <= 0:
+                raise UsageError(f"--timeout must be positive, not {args.timeout:g}")
+            targets = parse_targets(args.targets, self.group.size) if args.targets else None
+            report = self.group.flush(args.timeout, targets)
+        except UsageError as exc:
+            raise IPythonUsageError(str(exc)) from None
+        if not report.ok:
+            bad = [f"{e.rank} ({e.outcome})" for e in report.entries if e.outcome not in ("rendered", "published", "exited")]
+            warnings.warn(f"logflush: not every proc reached the full barrier: {', '.join(bad)}", stacklevel=2)
+        return report
+
+    def close(self) -> None:
+        if self.group is not None:
+            self.group.shutdown()
+            self.group = None
+
+
+__all__ = ["ProcsMagics", "GroupStatus"]

@@ -1,0 +1,128 @@
+"""Control messages between the kernel and a proc, defined once.
+
+They travel pickled over the proc's control ``Connection`` (data never does: it travels on
+fds 1 and 2). Each is a ``TypedDict`` tagged by ``type`` and carrying the protocol version
+``v``; ``check`` rejects a message of another version or an unknown tag.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict, Union
+
+PROTOCOL_VERSION = 1
+
+
+# kernel -> proc
+class Exec(TypedDict):
+    type: Literal["exec"]
+    v: int
+    cell: int
+    code: str
+    filename: str
+
+
+class Flush(TypedDict):
+    type: Literal["flush"]
+    v: int
+    version: int
+
+
+class Shutdown(TypedDict):
+    type: Literal["shutdown"]
+    v: int
+
+
+# proc -> kernel
+class Hello(TypedDict):
+    type: Literal["hello"]
+    v: int
+    pid: int
+
+
+class Heartbeat(TypedDict):
+    type: Literal["heartbeat"]
+    v: int
+    busy_cell: int | None
+
+
+class Started(TypedDict):
+    type: Literal["started"]
+    v: int
+    cell: int
+
+
+class Result(TypedDict):
+    type: Literal["result"]
+    v: int
+    cell: int
+    ok: bool
+    value: bytes | None  # pickled last-expression value, None when there is none
+    value_repr: str | None  # repr, for values that cannot be pickled
+    error: str | None  # the formatted traceback
+    error_type: str | None
+
+
+ToProc = Union[Exec, Flush, Shutdown]
+FromProc = Union[Hello, Heartbeat, Started, Result]
+
+_TO_PROC = {"exec", "flush", "shutdown"}
+_FROM_PROC = {"hello", "heartbeat", "started", "result"}
+
+
+class ProtocolError(RuntimeError):
+    """A control message of another protocol version or of an unknown type."""
+
+
+def check(msg: Any, direction: Literal["to_proc", "from_proc"]) -> None:
+    """Raise ProtocolError unless ``msg`` is a message this side understands."""
+    tags = _TO_PROC if direction == "to_proc" else _FROM_PROC
+    if not isinstance(msg, dict):
+        raise ProtocolError(f"control message is not a dict: {type(msg).__name__}")
+    if msg.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(f"control protocol v{msg.get('v')}, expected v{PROTOCOL_VERSION}")
+    if msg.get("type") not in tags:
+        raise ProtocolError(f"unknown control message type {msg.get('type')!r}")
+
+
+def exec_(cell: int, code: str, filename: str) -> Exec:
+    return {"type": "exec", "v": PROTOCOL_VERSION, "cell": cell, "code": code, "filename": filename}
+
+
+def flush(version: int) -> Flush:
+    return {"type": "flush", "v": PROTOCOL_VERSION, "version": version}
+
+
+def shutdown() -> Shutdown:
+    return {"type": "shutdown", "v": PROTOCOL_VERSION}
+
+
+def hello(pid: int) -> Hello:
+    return {"type": "hello", "v": PROTOCOL_VERSION, "pid": pid}
+
+
+def heartbeat(busy_cell: int | None) -> Heartbeat:
+    return {"type": "heartbeat", "v": PROTOCOL_VERSION, "busy_cell": busy_cell}
+
+
+def started(cell: int) -> Started:
+    return {"type": "started", "v": PROTOCOL_VERSION, "cell": cell}
+
+
+def result(
+    cell: int,
+    *,
+    value: bytes | None = None,
+    value_repr: str | None = None,
+    error: str | None = None,
+    error_type: str | None = None,
+) -> Result:
+    return {
+        "type": "result",
+        "v": PROTOCOL_VERSION,
+        "cell": cell,
+        "ok": error is None,
+        "value": value,
+        "value_repr": value_repr,
+        "error": error,
+        "error_type": error_type,
+    }

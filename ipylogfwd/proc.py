@@ -1,0 +1,252 @@
+"""The proc side: what runs inside each worker process.
+
+A proc is started by ``multiprocessing`` (spawn) with ``main`` as its target. It has:
+
+* fds 1 and 2 pointing at pipes whose read ends the kernel's reader owns, so Python, C and
+  child-process output are all captured, and bytes written before a crash stay in the pipe;
+* a main thread that executes cell bodies, one at a time, in one persistent namespace, and
+  marks the start (``C``) and end (``E``) of each cell in-band on both streams;
+* a control thread ("ipylogfwd-proc-control") that receives requests from the kernel, serves
+  flush barriers (``B`` markers) even while a cell runs, flushes stdout's buffer every
+  ``flush_interval`` so output is live, and sends heartbeats.
+
+Python's stdout is block-buffered with ``write_through`` so every write enters one
+thread-safe ``BufferedWriter`` in program order; the control thread may then flush it at
+any time without reordering anything. stderr is line-buffered, as Python does by default.
+"""
+
+from __future__ import annotations
+
+import ast
+import ctypes
+import faulthandler
+import io
+import linecache
+import os
+import pickle
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from . import markers, messages
+
+HEARTBEAT_INTERVAL = 0.5
+MAX_REPR = 10_000
+_PR_SET_PDEATHSIG = 1
+
+
+class _Proc:
+    def __init__(self, conn: Connection, token: bytes, flush_interval: float) -> None:
+        self.conn = conn
+        self.token = token
+        self.flush_interval = flush_interval
+        self.jobs: queue.SimpleQueue[messages.Exec | None] = queue.SimpleQueue()
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.busy_cell: int | None = None
+        # Both threads send on the one connection; a send must not interleave with another.
+        self._send_lock = threading.Lock()
+        # Flush-then-write of a marker must not interleave with another marker's.
+        self._mark_lock = threading.Lock()
+        self._libc = _libc()
+
+    def send(self, msg: messages.FromProc) -> None:
+        with self._send_lock:
+            self.conn.send(msg)
+
+    def flush_output(self) -> None:
+        """Push Python's and C's buffered output into fds 1 and 2."""
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except Exception:  # a user-replaced stream that cannot flush must not stop a barrier
+                pass
+        if self._libc is not None:
+            self._libc.fflush(None)
+
+    def mark(self, kind: markers.MarkerKind, value: int) -> None:
+        """Write a marker on both streams behind everything written so far."""
+        data = markers.encode(self.token, kind, value)
+        with self._mark_lock:
+            self.flush_output()
+            _write_all(1, data)
+            _write_all(2, data)
+
+    # --- control thread -------------------------------------------------------------------
+    def control_loop(self) -> None:
+        last_beat = 0.0
+        while True:
+            try:
+                ready = self.conn.poll(self.flush_interval)
+                msg = self.conn.recv() if ready else None
+            except (EOFError, OSError):
+                _die_with_kernel()
+                return
+            if msg is not None:
+                messages.check(msg, "to_proc")
+                if msg["type"] == "exec":
+                    self.jobs.put(msg)
+                elif msg["type"] == "flush":
+                    self.mark("B", msg["version"])
+                elif msg["type"] == "shutdown":
+                    self.jobs.put(None)
+            else:
+                try:
+                    sys.stdout.flush()
+                except Exception:
+                    pass
+            now = time.monotonic()
+            if now - last_beat >= HEARTBEAT_INTERVAL:
+                last_beat = now
+                try:
+                    self.send(messages.heartbeat(self.busy_cell))
+                except (EOFError, OSError):
+                    _die_with_kernel()
+                    return
+
+    # --- main thread ----------------------------------------------------------------------
+    def main_loop(self) -> None:
+        while True:
+            try:
+                job = self.jobs.get()
+            except KeyboardInterrupt:
+                continue  # an interrupt while idle has nothing to stop
+            if job is None:
+                break
+            self.run_cell(job)
+        self.flush_output()
+
+    def run_cell(self, job: messages.Exec) -> None:
+        cell = job["cell"]
+        self.busy_cell = cell
+        self.mark("C", cell)
+        self.send(messages.started(cell))
+        try:
+            try:
+                has_value, value = _execute(job["code"], job["filename"], self.namespace)
+                reply = _pack(cell, value) if has_value else messages.result(cell)
+            except BaseException as exc:  # the user's error, whatever it is, is the result
+                text = _format_exception(exc)
+                try:
+                    sys.stderr.write(text)
+                except Exception:
+                    pass
+                reply = messages.result(cell, error=text, error_type=type(exc).__name__)
+            self.mark("E", cell)
+        except KeyboardInterrupt:
+            # Interrupted while reporting: still end the cell so the kernel is not left waiting.
+            self.mark("E", cell)
+            reply = messages.result(cell, error="KeyboardInterrupt\n", error_type="KeyboardInterrupt")
+        self.busy_cell = None
+        self.send(reply)
+
+
+def main(
+    rank: int,
+    world_size: int,
+    out_fd: int,
+    err_fd: int,
+    conn: Connection,
+    token: bytes,
+    flush_interval: float,
+    die_with_parent: bool,
+) -> None:
+    """Entry point of a proc (the ``multiprocessing`` target). Returns when told to shut down."""
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    os.close(out_fd)
+    os.close(err_fd)
+    # Own process group: the kernel forwards SIGINT itself and can kill the proc's children.
+    os.setpgid(0, 0)
+    if die_with_parent:
+        _set_parent_death_signal()
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.stdout = sys.__stdout__ = io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(1, "w", closefd=False), buffer_size=1 << 16),
+        encoding="utf-8",
+        errors="backslashreplace",
+        write_through=True,
+    )
+    sys.stderr = sys.__stderr__ = io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(2, "w", closefd=False), buffer_size=1 << 16),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+    )
+    faulthandler.enable(file=sys.stderr)
+    proc = _Proc(conn, token, flush_interval)
+    proc.send(messages.hello(os.getpid()))
+    # The control thread serves flushes and heartbeats while the main thread runs cells.
+    threading.Thread(target=proc.control_loop, name="ipylogfwd-proc-control", daemon=True).start()
+    proc.main_loop()
+
+
+def _execute(code: str, filename: str, ns: dict[str, Any]) -> tuple[bool, Any]:
+    """Run ``code`` in ``ns``; (True, value) when it ends in an expression, else (False, None)."""
+    tree = ast.parse(code, filename, "exec")
+    last: ast.Expression | None = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    exec(compile(tree, filename, "exec"), ns)
+    if last is None:
+        return False, None
+    return True, eval(compile(last, filename, "eval"), ns)
+
+
+def _pack(cell: int, value: Any) -> messages.Result:
+    try:
+        text = repr(value)
+    except Exception as exc:
+        text = f"<unrepresentable {type(value).__name__}: {exc!r}>"
+    if len(text) > MAX_REPR:
+        text = text[:MAX_REPR] + "..."
+    try:
+        data: bytes | None = pickle.dumps(value)
+    except Exception:
+        data = None
+    return messages.result(cell, value=data, value_repr=text)
+
+
+def _format_exception(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next  # hide the proc's own frames: the user's code is what failed
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+def _set_parent_death_signal() -> None:
+    libc = _libc()
+    if libc is not None and sys.platform.startswith("linux"):
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _die_with_kernel() -> None:
+    """The control channel closed: the kernel is gone. Take this proc and its children down."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        try:
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+        finally:
+            os._exit(1)

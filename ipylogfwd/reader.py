@@ -1,0 +1,292 @@
+"""The reader: one thread that owns the read ends of every proc's stdout and stderr pipes.
+
+The "ipylogfwd-reader" thread waits on all pipes at once (a selector, plus a wake pipe for
+commands, as wurlitzer does), reads whatever is there, writes the data bytes to the log
+files, frames them (``framing``) and puts the items on the proc's queue (``queues``) in read
+order. It is the only thread that touches the pipes, the framers and the log files.
+
+* Back-pressure: a proc whose queue is over budget is not read until the dispatcher drains
+  it; its pipe fills and its writes block. Memory stays bounded; no byte is dropped.
+* Partial lines of a quiet stream are released after ``idle_release`` seconds, so a prompt
+  or a progress bar without ``\\n`` still shows.
+* Weak barriers: on request, read what is in the pipe now and queue a barrier behind it,
+  for a proc that did not serve a flush in time (it "got everything read so far").
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import queue
+import selectors
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+from .framing import DEFAULT_MAX_LINE, StreamFramer
+from .logfiles import LogFile, log_path
+from .queues import STDERR, STDOUT, Barrier, BarrierKey, Item, Mailboxes
+
+READ_SIZE = 1 << 18
+PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+WEAK_DRAIN_LIMIT = 16 << 20
+
+
+def make_pipe() -> tuple[int, int]:
+    """A pipe for one proc stream: (non-blocking read end, write end), enlarged when allowed."""
+    r, w = os.pipe()
+    try:
+        fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass  # a smaller pipe only means more, smaller reads
+    os.set_blocking(r, False)
+    return r, w
+
+
+@dataclass
+class _Stream:
+    rank: int
+    stream: int
+    fd: int
+    framer: StreamFramer
+    log: LogFile
+    last_data: float = 0.0
+    open: bool = True
+
+
+@dataclass
+class _Proc:
+    rank: int
+    streams: dict[int, _Stream] = field(default_factory=dict)
+    paused: bool = False
+
+
+@dataclass
+class _Add:
+    rank: int
+    fds: dict[int, int]
+    token: bytes
+    logdir: Path
+
+
+@dataclass
+class _Weak:
+    key: BarrierKey
+    ranks: list[int]
+    done: threading.Event
+
+
+@dataclass
+class _Stop:
+    pass
+
+
+_Command = Union[_Add, _Weak, _Stop]
+
+
+class Reader:
+    """Reads every proc's pipes into the mailboxes. Methods are safe to call from any thread."""
+
+    def __init__(
+        self,
+        mailboxes: Mailboxes,
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+        idle_release: float = 0.2,
+    ) -> None:
+        self._mailboxes = mailboxes
+        self._max_line = max_line
+        self._idle_release = idle_release
+        self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._procs: dict[int, _Proc] = {}  # reader thread only
+        self._logs: dict[tuple[int, int], LogFile] = {}  # reader thread only; kept after EOF
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._last_idle_check = 0.0
+        self.error: BaseException | None = None
+        # The reader thread: owns every pipe read end, framer and log file (see module doc).
+        self._thread = threading.Thread(target=self._run, name="ipylogfwd-reader", daemon=True)
+        self._thread.start()
+
+    # --- requests from other threads ------------------------------------------------------
+    def add(self, rank: int, out_fd: int, err_fd: int, token: bytes, logdir: Path) -> None:
+        """Start reading a proc's pipes (the reader closes them at EOF)."""
+        self._send(_Add(rank, {STDOUT: out_fd, STDERR: err_fd}, token, logdir))
+
+    def weak_barrier(self, key: BarrierKey, ranks: list[int], timeout: float) -> bool:
+        """Queue ``key`` behind everything readable now on ``ranks``; False if not done in time."""
+        done = threading.Event()
+        self._send(_Weak(key, list(ranks), done))
+        return done.wait(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop reading (after this, nothing more is queued) and close every fd and log."""
+        if self._thread.is_alive():
+            self._send(_Stop())
+            self._thread.join(timeout)
+
+    def log_errors(self) -> dict[tuple[int, int], str]:
+        return {k: log.error for k, log in list(self._logs.items()) if log.error}
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _send(self, cmd: _Command) -> None:
+        self._commands.put(cmd)
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    # --- the reader thread ----------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # reported through .error and the group's status
+            self.error = exc
+            raise
+        finally:
+            self._close_all()
+
+    def _loop(self) -> None:
+        while True:
+            paused = any(p.paused for p in self._procs.values())
+            events = self._sel.select(0.01 if paused else self._idle_release / 2)
+            for key, _ in events:
+                if key.data is None:
+                    if self._handle_commands():
+                        return
+                else:
+                    self._read(key.data)
+            self._resume_drained()
+            self._release_idle()
+
+    def _handle_commands(self) -> bool:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                cmd = self._commands.get_nowait()
+            except queue.Empty:
+                return False
+            if isinstance(cmd, _Stop):
+                return True
+            if isinstance(cmd, _Add):
+                self._add(cmd)
+            else:
+                self._weak(cmd)
+
+    def _add(self, cmd: _Add) -> None:
+        proc = _Proc(cmd.rank)
+        self._mailboxes.add(cmd.rank)
+        for stream, fd in cmd.fds.items():
+            log = LogFile(log_path(cmd.logdir, cmd.rank, stream))
+            self._logs[(cmd.rank, stream)] = log
+            st = _Stream(cmd.rank, stream, fd, StreamFramer(stream, cmd.token, self._max_line, log.write), log)
+            proc.streams[stream] = st
+            self._sel.register(fd, selectors.EVENT_READ, st)
+        self._procs[cmd.rank] = proc
+
+    def _read(self, st: _Stream) -> None:
+        try:
+            data = os.read(st.fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""  # treat a broken pipe as its end: the proc side is gone
+        if data:
+            st.last_data = time.monotonic()
+            items = st.framer.feed(data)
+        else:
+            items = st.framer.finish()
+            self._close(st)
+        self._mailboxes.put(st.rank, items)
+        proc = self._procs.get(st.rank)
+        if proc is not None and not proc.paused and self._mailboxes.over_budget(st.rank):
+            self._pause(proc)
+
+    def _pause(self, proc: _Proc) -> None:
+        proc.paused = True
+        for st in proc.streams.values():
+            if st.open:
+                self._sel.unregister(st.fd)
+
+    def _resume_drained(self) -> None:
+        for proc in self._procs.values():
+            if proc.paused and self._mailboxes.below(proc.rank, 0.5):
+                proc.paused = False
+                for st in proc.streams.values():
+                    if st.open:
+                        self._sel.register(st.fd, selectors.EVENT_READ, st)
+
+    def _release_idle(self) -> None:
+        now = time.monotonic()
+        if now - self._last_idle_check < self._idle_release / 2:
+            return  # keep this scan off the per-read hot path
+        self._last_idle_check = now
+        for proc in self._procs.values():
+            for st in proc.streams.values():
+                if st.framer.has_partial and now - st.last_data >= self._idle_release:
+                    self._mailboxes.put(st.rank, st.framer.release_partial())
+                st.log.flush()
+
+    def _weak(self, cmd: _Weak) -> None:
+        for rank in cmd.ranks:
+            proc = self._procs.get(rank)
+            if proc is None:
+                continue
+            for st in list(proc.streams.values()):
+                if not st.open:
+                    continue  # EOF already queued: the dispatcher completes the barrier there
+                items: list[Item] = []
+                drained = 0
+                while st.open and drained < WEAK_DRAIN_LIMIT:
+                    try:
+                        data = os.read(st.fd, READ_SIZE)
+                    except BlockingIOError:
+                        break
+                    except OSError:
+                        data = b""
+                    if not data:
+                        items += st.framer.finish()
+                        self._close(st)
+                        break
+                    drained += len(data)
+                    items += st.framer.feed(data)
+                if st.open:
+                    items += st.framer.release_partial()
+                    items.append(Barrier(st.stream, cmd.key, weak=True))
+                st.log.flush()
+                self._mailboxes.put(rank, items)
+        cmd.done.set()
+
+    def _close(self, st: _Stream) -> None:
+        st.open = False
+        proc = self._procs.get(st.rank)
+        if proc is None or not proc.paused:
+            try:
+                self._sel.unregister(st.fd)
+            except (KeyError, ValueError):
+                pass
+        os.close(st.fd)
+        st.log.flush()
+
+    def _close_all(self) -> None:
+        for proc in self._procs.values():
+            for st in proc.streams.values():
+                if st.open:
+                    st.open = False
+                    os.close(st.fd)
+        for log in self._logs.values():
+            log.close()
+        self._sel.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
