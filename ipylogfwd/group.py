@@ -41,6 +41,7 @@ from .logfiles import default_logdir, log_path
 from .queues import STDERR, STDOUT, Mailboxes
 from .reader import Reader, make_pipe
 from .sinks import Sink, default_sink
+from .watchdog import Watchdog
 
 MAX_PROCS = 256
 UNRESPONSIVE_AFTER = 3.0
@@ -311,6 +312,7 @@ class ProcGroup:
         self._dispatcher.register_cell(0, self.sink_factory())
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
+        self._watchdog = Watchdog()
         # The control thread: receives every proc's messages and watches for proc exits.
         self._control = threading.Thread(target=self._control_loop, name="ipylogfwd-control", daemon=True)
         self._control.start()
@@ -354,6 +356,9 @@ class ProcGroup:
             os.close(err_w)
             child_conn.close()
         self._reader.add(rank, out_r, err_r, token, self.logdir)
+        if process.pid is not None:
+            # The proc makes its own process group, with the same id as its pid.
+            self._watchdog.guard(process.pid)
         with self._lock:
             self._procs[rank] = _Proc(rank, process, parent_conn, token, pid=process.pid)
         os.write(self._wake_w, b"x")
@@ -431,6 +436,9 @@ class ProcGroup:
                 p.conn_open = False
                 p.conn.close()
             _kill_group(p.pid)
+            if p.pid:
+                self._watchdog.release(p.pid)
+        self._watchdog.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
 

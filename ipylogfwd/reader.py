@@ -27,7 +27,7 @@ from typing import Union
 
 from .framing import DEFAULT_MAX_LINE, StreamFramer
 from .logfiles import LogFile, log_path
-from .queues import STDERR, STDOUT, Barrier, BarrierKey, Item, Mailboxes
+from .queues import STDERR, STDOUT, Barrier, BarrierKey, Item, Log, Mailboxes
 
 READ_SIZE = 1 << 18
 PIPE_SIZE = 1 << 20
@@ -208,6 +208,8 @@ class Reader:
         else:
             items = st.framer.finish()
             self._close(st)
+        if any(not isinstance(i, Log) for i in items):
+            st.log.flush()  # past a barrier or cell end, the log file is complete too
         self._mailboxes.put(st.rank, items)
         proc = self._procs.get(st.rank)
         if proc is not None and not proc.paused and self._mailboxes.over_budget(st.rank):

@@ -134,6 +134,14 @@ class KernelDriver:
         while (left := deadline - time.monotonic()) > 0:
             self._pump(min(left, 0.2))
 
+    def executed_stdout(self, msg_id: str, name: str = "stdout") -> str:
+        """All ``name`` stream text recorded so far for the cell ``msg_id``."""
+        return "".join(
+            m["content"]["text"]
+            for m in self.by_parent.get(msg_id, [])
+            if m["msg_type"] == "stream" and m["content"]["name"] == name
+        )
+
     def interrupt(self) -> None:
         self.km.interrupt_kernel()
 
