@@ -182,7 +182,7 @@ class Execution:
     def results(self) -> dict[int, Any]:
         """Per-rank values of the cell's last expression so far (None where there is none)."""
         with self._lock:
-            return dict(self._results)
+            return {r: self._results[r] for r in self.ranks if r in self._results}
 
     @property
     def errors(self) -> dict[int, str]:

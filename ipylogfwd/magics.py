@@ -70,8 +70,12 @@ class ProcsMagics(Magics):
             raise UsageError("--shutdown is for the line form: %procs --shutdown")
         if args.timeout is not None and args.timeout <= 0:
             raise UsageError(f"--timeout must be positive, not {args.timeout:g}")
+        size = args.n or (self.group.size if self.group is not None else None)
+        if size is None:
+            raise UsageError("no procs are running: say how many, e.g. %%procs 4")
+        # Every argument is checked before anything is started.
+        targets = parse_targets(args.targets, size) if args.targets else None
         group = self._ensure(args.n, restart=args.restart, logdir=args.logdir or None, force=args.force)
-        targets = parse_targets(args.targets, group.size) if args.targets else None
         execution = group.submit(cell, targets)
         if args.bg:
             self.last = execution

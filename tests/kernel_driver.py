@@ -41,6 +41,9 @@ class Cell:
         for m in self.messages:
             if m["msg_type"] == "error":
                 return m["content"]
+        # IPython reports a UsageError only in the reply (and as text on stderr).
+        if self.reply["content"]["status"] == "error":
+            return self.reply["content"]
         return None
 
     def result_text(self) -> str | None:
