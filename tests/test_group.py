@@ -1,0 +1,126 @@
+"""ProcGroup used from plain Python, without IPython: the API the magics are built on."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from ipylogfwd import ProcGroup, ProcsError, UsageError
+from ipylogfwd.sinks import TextSink
+
+
+class RecordingSink(TextSink):
+    """Keeps what a cell published, per stream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: dict[str, list[str]] = {"stdout": [], "stderr": []}
+
+    def _emit(self, name: str, text: str) -> None:
+        self.published[name].append(text)
+
+    def text(self, name: str = "stdout") -> str:
+        return "".join(self.published[name])
+
+
+@pytest.fixture
+def group() -> Iterator[ProcGroup]:
+    g = ProcGroup(2, sink_factory=RecordingSink)
+    try:
+        yield g
+    finally:
+        g.shutdown()
+
+
+def test_run_returns_results_and_output_reaches_the_cells_sink(group: ProcGroup) -> None:
+    sink = RecordingSink()
+    execution = group.submit("import os\nprint('hello', os.environ['RANK'])\n6 * 7", sink=sink)
+    assert execution.wait(30) == {0: 42, 1: 42}
+    assert sorted(sink.text().splitlines()) == ["[0] hello 0", "[1] hello 1"]
+
+
+def test_unpicklable_results_come_back_as_their_repr(group: ProcGroup) -> None:
+    res = group.run("class Local:\n    def __repr__(self): return 'Local()'\nLocal()")
+    assert [repr(v) for v in res.values()] == ["Local()", "Local()"]
+
+
+def test_syntax_error_is_raised_before_anything_runs(group: ProcGroup) -> None:
+    with pytest.raises(SyntaxError):
+        group.submit("def (:")
+    assert group.run("'still fine'") == {0: "still fine", 1: "still fine"}
+
+
+def test_errors_carry_every_rank(group: ProcGroup) -> None:
+    with pytest.raises(ProcsError) as info:
+        group.run("import os\nif os.environ['RANK'] == '0': raise KeyError('k')\n'r1'")
+    assert set(info.value.errors) == {0}
+    assert info.value.results == {0: None, 1: "r1"}
+    assert "KeyError: 'k'" in info.value.errors[0]
+
+
+def test_bad_arguments() -> None:
+    for n in (0, -1, 2.5, True):
+        with pytest.raises(UsageError):
+            ProcGroup(n)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="force"):
+        ProcGroup(10_000)
+
+
+def test_flush_gives_the_weaker_barrier_to_a_proc_holding_the_gil(group: ProcGroup) -> None:
+    sink = RecordingSink()
+    # Rank 1 prints, then runs a long C loop that never releases the GIL: its control
+    # thread cannot serve the flush. Its printed line is already in the pipe.
+    execution = group.submit(
+        "import os, sys\nprint('before the loop', flush=True)\n"
+        "if os.environ['RANK'] == '1':\n    sum(range(10**11))\n",
+        sink=sink,
+    )
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    report = group.flush(timeout=3.0)
+    took = time.monotonic() - t0
+    assert took < 3.5, f"flush took {took:.1f} s with a 3 s timeout"
+    assert report.outcomes == {0: "published", 1: "weak"}, report
+    assert not report.ok
+    assert "[1] before the loop" in sink.text()
+    assert re.search(r"rank +1  weak .*did not serve the flush in time", repr(report))
+    # The header says it is unresponsive once heartbeats stop.
+    deadline = time.monotonic() + 10
+    while group.status()[1].state != "unresponsive":
+        assert time.monotonic() < deadline, group.status()
+        time.sleep(0.1)
+    assert group.status()[0].state == "idle"
+    assert not execution.done
+
+
+def test_flush_of_idle_procs_is_fast_and_full(group: ProcGroup) -> None:
+    times = []
+    for _ in range(20):
+        report = group.flush()
+        assert report.ok and set(report.outcomes.values()) == {"published"}
+        times.append(max(e.seconds or 0 for e in report.entries))
+    assert sorted(times)[10] < 0.5  # a generous bound: the benchmark measures the real figure
+
+
+def test_plain_script_with_main_guard() -> None:
+    # The documented way to use ProcGroup from a script (spawn needs the main guard).
+    script = textwrap.dedent(
+        """
+        from ipylogfwd import ProcGroup
+        if __name__ == "__main__":
+            with ProcGroup(2) as g:
+                print(g.run("import os; print('from', os.environ['RANK']); 1"))
+                print(g.flush().ok)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert sorted(lines[:2]) == ["[0] from 0", "[1] from 1"]
+    assert lines[2:] == ["{0: 1, 1: 1}", "True"]
