@@ -241,7 +241,7 @@ class Execution:
             self._group.interrupt(self._pending())
             try:
                 self._all_in.wait(INTERRUPT_GRACE)
-                self._finish()
+                self._finish(publish_timeout=INTERRUPT_GRACE)
             except KeyboardInterrupt:
                 pass  # a second interrupt: stop waiting for the procs' reports
             raise
@@ -252,12 +252,12 @@ class Execution:
                 raise ProcsError(dict(self._errors), dict(self._error_types), results)
             return results
 
-    def _finish(self) -> None:
+    def _finish(self, publish_timeout: float = CELL_PUBLISH_TIMEOUT) -> None:
         """Wait (bounded) until the output the cell produced is published, once."""
         if self._finished:
             return
         self._finished = True
-        self.publish_report = self._group._finish_cell(self)
+        self.publish_report = self._group._finish_cell(self, publish_timeout)
 
     def __repr__(self) -> str:
         state = "done" if self.done else f"running on {self._pending()}"
@@ -410,8 +410,9 @@ class ProcGroup:
             procs = list(self._procs.values())
         for p in procs:
             p.send(messages.shutdown())
+        grace = time.monotonic() + min(1.0, timeout / 2)  # one grace period for all procs
         for p in procs:
-            p.process.join(max(0.0, min(1.0, deadline - time.monotonic())))
+            p.process.join(max(0.0, grace - time.monotonic()))
         for p in procs:
             if p.process.is_alive():
                 p.process.kill()
@@ -495,14 +496,14 @@ class ProcGroup:
         """Run ``code`` on ``targets`` and wait; per-rank results (see ``Execution.wait``)."""
         return self.submit(code, targets).wait(timeout)
 
-    def _finish_cell(self, execution: Execution) -> FlushReport:
+    def _finish_cell(self, execution: Execution, publish_timeout: float) -> FlushReport:
         key = ("cell", execution.cell)
         # Procs that died never write the end-of-cell marker: what they wrote is in the pipe.
         with self._lock:
             dead = [r for r in execution.ranks if not self._procs[r].alive]
         if dead:
             self._reader.weak_barrier(key, dead, 2.0)
-        left = self._tracker.wait(key, CELL_PUBLISH_TIMEOUT)
+        left = self._tracker.wait(key, publish_timeout)
         if left:
             self._reader.weak_barrier(key, left, 2.0)
             self._tracker.wait(key, 2.0)
@@ -555,16 +556,19 @@ class ProcGroup:
         version = next(self._versions)
         key = ("flush", version)
         self._tracker.begin(key, ranks)
-        with self._lock:
-            procs = [self._procs[r] for r in ranks]
-        for p in procs:
-            p.send(messages.flush(version))
-        left = self._tracker.wait(key, serve)
-        if left:
-            remaining = timeout - (time.monotonic() - started)
-            self._reader.weak_barrier(key, left, max(0.1, remaining / 2))
-            self._tracker.wait(key, timeout - (time.monotonic() - started))
-        return self._tracker.finish(key)
+        try:
+            with self._lock:
+                procs = [self._procs[r] for r in ranks]
+            for p in procs:
+                p.send(messages.flush(version))
+            left = self._tracker.wait(key, serve)
+            if left:
+                remaining = timeout - (time.monotonic() - started)
+                self._reader.weak_barrier(key, left, max(0.1, remaining / 2))
+                self._tracker.wait(key, timeout - (time.monotonic() - started))
+        finally:
+            report = self._tracker.finish(key)  # also when interrupted: stop tracking it
+        return report
 
     # --- status ---------------------------------------------------------------------------
     def status(self) -> GroupStatus:

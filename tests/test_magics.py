@@ -147,3 +147,34 @@ def test_unload_stops_procs_and_removes_magics(kernel: KernelDriver) -> None:
             time.sleep(0.05)
     assert kernel.execute("%load_ext ipylogfwd").status == "ok"
     assert kernel.execute("%%procs 1\n'back'").result_text() == "{0: 'back'}"
+
+
+def test_logflush_warns_and_reports_when_a_proc_cannot_serve_it(kernel: KernelDriver) -> None:
+    kernel.execute("%%procs 2 --bg\nimport os\nif os.environ['RANK'] == '1':\n    sum(range(10**11))")
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    cell = kernel.execute("%logflush --timeout 2")
+    assert time.monotonic() - t0 < 5
+    assert cell.status == "ok"
+    report = cell.result_text() or ""
+    assert "INCOMPLETE" in report and re.search(r"rank +1  weak", report) and re.search(r"rank +0  published", report)
+    assert "not every proc reached the full barrier: 1 (weak)" in cell.stderr
+    kernel.execute("%procs --shutdown")
+
+
+def test_status_names_the_signal_that_killed_a_proc(kernel: KernelDriver) -> None:
+    cell = kernel.execute("%%procs 2\nimport os\nos.getpid()")
+    pid = eval(cell.result_text() or "")[1]
+    import os
+    import signal
+
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while "killed by SIGKILL" not in (kernel.execute("%procs").result_text() or ""):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    # Running on a dead proc is a clear error; the others still work; a restart recovers.
+    dead = kernel.execute("%%procs 2\n1")
+    assert dead.error is not None and dead.error["ename"] == "ProcDiedError"
+    assert kernel.execute("%%procs 2 -t 0\n'alive'").result_text() == "{0: 'alive'}"
+    assert kernel.execute("%%procs 2 --restart\n'fresh'").result_text() == "{0: 'fresh', 1: 'fresh'}"
