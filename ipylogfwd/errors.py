@@ -22,7 +22,7 @@ class ProcsBusyError(IpylogfwdError):
 class ProcsError(IpylogfwdError):
     """The cell raised in one or more procs. ``errors`` maps rank -> traceback text."""
 
-    def __init__(self, errors: dict[int, str], error_types: dict[int, str], results: dict) -> None:
+    def __init__(self, errors: dict[int, str], error_types: dict[int, str], results: dict[int, object]) -> None:
         self.errors = errors
         self.error_types = error_types
         self.results = results

@@ -112,8 +112,8 @@ class ProcsMagics(Magics):
         if restart or (n is not None and n != group.size) or (logdir and logdir != str(group.logdir)):
             group.shutdown()
             self.group = None
-            self.group = ProcGroup(n or group.size, logdir=logdir, force=force)
-        return self.group
+            self.group = group = ProcGroup(n or group.size, logdir=logdir, force=force)
+        return group
 
     @magic_arguments()
     @argument("--timeout", type=float, default=10.0, help="Give up waiting after this many seconds (default 10).")

@@ -167,18 +167,20 @@ def main(
         _set_parent_death_signal()
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    sys.stdout = sys.__stdout__ = io.TextIOWrapper(
+    sys.stdout = io.TextIOWrapper(
         io.BufferedWriter(io.FileIO(1, "w", closefd=False), buffer_size=1 << 16),
         encoding="utf-8",
         errors="backslashreplace",
         write_through=True,
     )
-    sys.stderr = sys.__stderr__ = io.TextIOWrapper(
+    sys.stderr = io.TextIOWrapper(
         io.BufferedWriter(io.FileIO(2, "w", closefd=False), buffer_size=1 << 16),
         encoding="utf-8",
         errors="backslashreplace",
         line_buffering=True,
     )
+    # The originals point at the same fds but were set up before them; keep one writer per fd.
+    sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr  # type: ignore[misc]
     faulthandler.enable(file=sys.stderr)
     proc = _Proc(conn, token, flush_interval)
     proc.send(messages.hello(os.getpid()))
@@ -192,7 +194,8 @@ def _execute(code: str, filename: str, ns: dict[str, Any]) -> tuple[bool, Any]:
     tree = ast.parse(code, filename, "exec")
     last: ast.Expression | None = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+        last = ast.Expression(tree.body[-1].value)
+        tree.body.pop()
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     exec(compile(tree, filename, "exec"), ns)
     if last is None:
