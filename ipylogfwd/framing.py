@@ -119,13 +119,17 @@ class LineFramer:
             text += self._split_overlong()
         return text
 
-    def take_partial(self) -> str:
-        """The pending partial line, released for display now (it is not repeated later)."""
-        if not self._pending:
+    def take_partial(self, final: bool = False) -> str:
+        """The pending partial line, released for display now (it is not repeated later).
+
+        With ``final``, a character cut short is released too (as U+FFFD): at a marker, the
+        bytes before it must not be carried past it.
+        """
+        if not self._pending and not final:
             return ""
         chunk = bytes(self._pending)
         self._pending.clear()
-        return self._decoder.decode(chunk)
+        return self._decoder.decode(chunk, final=final)
 
     def finish(self) -> str:
         """At EOF: the partial line and any incomplete character, decoded."""
@@ -176,7 +180,7 @@ class StreamFramer:
             if isinstance(seg, bytes):
                 self._data(seg, items)
             else:
-                self._release_partial(items)
+                self._release_partial(items, final=True)
                 items.append(self._marker_item(seg))
         return items
 
@@ -205,8 +209,8 @@ class StreamFramer:
         if text:
             items.append(Log(self.stream, text, text.count("\n")))
 
-    def _release_partial(self, items: list[Item]) -> None:
-        text = self._lines.take_partial()
+    def _release_partial(self, items: list[Item], final: bool = False) -> None:
+        text = self._lines.take_partial(final)
         if text:
             items.append(Log(self.stream, text, text.count("\n")))
 
