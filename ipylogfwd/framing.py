@@ -111,7 +111,7 @@ class LineFramer:
         else:
             chunk = data[: nl + 1]
         self._pending += data[nl + 1 :]
-        if len(chunk) > self.max_line:
+        if len(chunk) > self.max_line and self._may_hold_long_line(chunk):
             text = self._decode_splitting(chunk)
         else:
             text = self._decoder.decode(chunk)
@@ -136,6 +136,18 @@ class LineFramer:
         chunk = bytes(self._pending)
         self._pending.clear()
         return self._decoder.decode(chunk, final=True)
+
+    def _may_hold_long_line(self, chunk: bytes) -> bool:
+        """False only if no line in ``chunk`` is longer than ``max_line`` (cheap: a few finds).
+
+        A run of more than ``max_line`` bytes without ``\n`` covers a whole aligned block of
+        ``max_line // 2`` bytes; so if every whole block holds a newline, no line is too long.
+        """
+        half = max(1, self.max_line // 2)
+        for start in range(0, len(chunk) - half + 1, half):
+            if chunk.find(b"\n", start, start + half) < 0:
+                return True
+        return False
 
     def _split_overlong(self) -> str:
         out = []
