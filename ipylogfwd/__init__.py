@@ -38,6 +38,7 @@ __all__ = [
     "ProcsBusyError",
     "ProcsError",
     "UsageError",
+    "alogflush",
     "current_group",
     "load_ipython_extension",
     "logflush",
@@ -57,6 +58,28 @@ def load_ipython_extension(ipython: Any) -> None:
         return
     _magics = ProcsMagics(ipython)
     ipython.register_magics(_magics)
+    _probe_frontend()
+
+
+PROBE_TIMEOUT = 2.0
+
+
+def _probe_frontend() -> None:
+    """In a kernel, show the invisible probe widget and wait (briefly) for its view's hello:
+    a frontend with the ipylogfwd extension gets widgets, any other keeps text output."""
+    from .sinks import current_kernel
+
+    kernel = current_kernel()
+    if kernel is None:
+        return
+    from IPython.display import display
+
+    from .acks import hub_for
+    from .widgets import FrontendProbe
+
+    hub = hub_for(kernel)
+    display(FrontendProbe(ack_route=hub.route))  # type: ignore[no-untyped-call]
+    hub.wait_frontend(PROBE_TIMEOUT)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -65,6 +88,9 @@ def unload_ipython_extension(ipython: Any) -> None:
     if _magics is None:
         return
     _magics.close()
+    from .acks import close_hub
+
+    close_hub()
     registry = ipython.magics_manager.magics
     for kind, names in (("line", ("procs", "logflush")), ("cell", ("procs",))):
         for name in names:
@@ -78,9 +104,18 @@ def current_group() -> ProcGroup | None:
     return None if _magics is None else _magics.group
 
 
-def logflush(timeout: float = 10.0) -> FlushReport:
-    """``%logflush`` from Python: flush the magics' current group."""
+def _require_group() -> ProcGroup:
     group = current_group()
     if group is None:
         raise UsageError("no procs are running: start some with %%procs N")
-    return group.flush(timeout)
+    return group
+
+
+def logflush(timeout: float = 10.0) -> FlushReport:
+    """``%logflush`` from Python: flush the magics' current group."""
+    return _require_group().flush(timeout)
+
+
+async def alogflush(timeout: float = 10.0) -> FlushReport:
+    """``await ipylogfwd.alogflush()``: the barrier for async code and async cells."""
+    return await _require_group().aflush(timeout)

@@ -56,14 +56,16 @@ class BarrierTracker:
                     p.done_at[r] = now
             self._pending[key] = p
 
-    def reach(self, rank: int, stream: int, key: BarrierKey, weak: bool) -> None:
+    def reach(self, rank: int, stream: int, key: BarrierKey, weak: bool) -> bool:
+        """Record one stream of ``rank`` at ``key``; True if that completed the rank."""
         with self._cond:
             p = self._pending.get(key)
             if p is None or rank in p.done_at or rank not in p.needs:
-                return  # a late marker for a barrier already settled
+                return False  # a late marker for a barrier already settled
             if weak:
                 p.weak.add(rank)
             self._settle(p, rank, stream)
+            return rank in p.done_at
 
     def eof(self, rank: int, stream: int) -> None:
         with self._cond:
@@ -102,8 +104,8 @@ class BarrierTracker:
                     return sorted(left)
                 self._cond.wait(min(remaining, 0.1))
 
-    def finish(self, key: BarrierKey, full: Outcome = "published") -> "FlushReport":
-        """Stop tracking ``key``; its report as of now."""
+    def finish(self, key: BarrierKey) -> FlushReport:
+        """Stop tracking ``key``; its report as of now (at the published level)."""
         with self._cond:
             p = self._pending.pop(key)
         entries = []
@@ -111,7 +113,7 @@ class BarrierTracker:
             if r not in p.done_at:
                 entries.append(FlushEntry(r, "timed out", None))
                 continue
-            outcome: Outcome = "exited" if r in p.eof else "weak" if r in p.weak else full
+            outcome: Outcome = "exited" if r in p.eof else "weak" if r in p.weak else "published"
             entries.append(FlushEntry(r, outcome, p.done_at[r] - p.started))
         return FlushReport(key[1], entries)
 
@@ -123,6 +125,7 @@ class FlushEntry:
     rank: int
     outcome: Outcome
     seconds: float | None
+    detail: str = ""  # why a proc got no further than it did, when there is more to say
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ class FlushReport:
         lines = [head + (f"; {self.note}" if self.note else "") + ")"]
         for e in self.entries:
             took = f"{e.seconds * 1000:8.1f} ms" if e.seconds is not None else "       --   "
-            lines.append(f"  rank {e.rank:>3}  {e.outcome:<10} {took}  {_EXPLAIN[e.outcome]}")
+            lines.append(f"  rank {e.rank:>3}  {e.outcome:<10} {took}  {e.detail or _EXPLAIN[e.outcome]}")
         return "\n".join(lines)
 
     def _repr_pretty_(self, p, cycle: bool) -> None:  # type: ignore[no-untyped-def]

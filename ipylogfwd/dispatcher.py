@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 
 from .barrier import BarrierTracker
-from .queues import STDERR, STDOUT, Barrier, CellStart, Eof, Log, Mailboxes
+from .queues import STDERR, STDOUT, Barrier, BarrierKey, CellStart, Eof, Log, Mailboxes
 from .sinks import Sink
 
 MAX_CELLS = 1000
@@ -42,6 +42,9 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._sinks: OrderedDict[int, Sink] = OrderedDict()
         self._routes: dict[int, dict[int, int]] = {}
+        # Which sink each completed flush barrier went to, for the flush to wait on its view.
+        self._barrier_sinks: dict[tuple[BarrierKey, int], Sink] = {}
+        self._deferred: dict[int, Sink] = {}  # dispatch thread only
         # Written only by the dispatch thread; other threads read single ints (status).
         self.lines: dict[int, list[int]] = {}
         self.error: BaseException | None = None
@@ -71,12 +74,19 @@ class Dispatcher:
         self._mailboxes.wake()
         self._thread.join(timeout)
 
+    def sink_of(self, key: BarrierKey, rank: int) -> Sink | None:
+        """The sink that barrier ``key`` of ``rank`` was delivered to (and forget it)."""
+        with self._lock:
+            return self._barrier_sinks.pop((key, rank), None)
+
     def _run(self) -> None:
         try:
             while True:
                 stopping = self._stopping
-                if self._mailboxes.wait(0.25):
+                if self._mailboxes.wait(self._tick if self._deferred else 0.25):
                     self._dispatch_once()
+                elif self._deferred:
+                    self._publish(dict(self._deferred))
                 elif stopping:
                     return
         except BaseException as exc:  # surfaced through .error in the group's status
@@ -89,13 +99,14 @@ class Dispatcher:
         reached: list[Barrier] = []
         ended: list[tuple[int, int]] = []
         barrier_ranks: list[int] = []
+        barrier_sinks: list[Sink] = []
         for rank, items in self._mailboxes.drain():
             with self._lock:
                 route = self._routes.setdefault(rank, {STDOUT: 0, STDERR: 0})
             counts = self.lines.setdefault(rank, [0, 0, 0])
             for item in items:
                 if isinstance(item, Log):
-                    sink = self._sink(route[item.stream])
+                    sink = self._sink(route[item.stream], rank)
                     sink.write(rank, item.stream, item.text)
                     touched[id(sink)] = sink
                     counts[item.stream] += item.newlines
@@ -106,19 +117,36 @@ class Dispatcher:
                 elif isinstance(item, Barrier):
                     reached.append(item)
                     barrier_ranks.append(rank)
+                    barrier_sinks.append(self._sink(route[STDOUT], rank))
                 elif isinstance(item, Eof):
                     ended.append((rank, item.stream))
-        for sink in touched.values():
-            sink.publish()
-        for sink in touched.values():
-            sink.sync(self._publish_timeout)
-        for rank, b in zip(barrier_ranks, reached):
-            self._tracker.reach(rank, b.stream, b.key, b.weak)
+        self._publish(touched)
+        for rank, b, sink in zip(barrier_ranks, reached, barrier_sinks):
+            if self._tracker.reach(rank, b.stream, b.key, b.weak) and b.key[0] == "flush":
+                # Both streams are published up to the barrier: the view gets it behind them.
+                with self._lock:
+                    self._barrier_sinks[(b.key, rank)] = sink
+                sink.barrier(rank, b.key[1])
+                sink.sync(self._publish_timeout)
         for rank, stream in ended:
             self._tracker.eof(rank, stream)
         if not reached and not ended and not self._stopping:
             self._mailboxes.linger(self._tick - (time.monotonic() - started))
 
-    def _sink(self, cell: int) -> Sink:
+    def _publish(self, sinks: dict[int, Sink]) -> None:
+        for sink in sinks.values():
+            sink.publish()
+        for key, sink in sinks.items():
+            sink.sync(self._publish_timeout)
+            if sink.has_deferred():
+                self._deferred[key] = sink
+            else:
+                self._deferred.pop(key, None)
+
+    def _sink(self, cell: int, rank: int) -> Sink:
         with self._lock:
-            return self._sinks.get(cell) or self._sinks[0]
+            sink = self._sinks.get(cell)
+            if sink is None or not sink.accepts(rank):
+                # An evicted cell, or a sink without this rank: the group's first sink shows it.
+                sink = self._sinks[0]
+            return sink

@@ -16,7 +16,9 @@ cell's output; elsewhere: this process's stdout/stderr).
 from __future__ import annotations
 
 import ast
+import asyncio
 import atexit
+import collections
 import itertools
 import multiprocessing
 import os
@@ -34,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from . import markers, messages, proc
-from .barrier import BarrierTracker, FlushReport
+from .barrier import BarrierTracker, FlushEntry, FlushReport
 from .dispatcher import Dispatcher
 from .errors import ProcDiedError, ProcsBusyError, ProcsError, ProcStartError, ProcTimeoutError, UsageError
 from .logfiles import default_logdir, log_path
-from .queues import STDERR, STDOUT, Mailboxes
+from .queues import STDERR, STDOUT, BarrierKey, Mailboxes
 from .reader import Reader, make_pipe
-from .sinks import Sink, default_sink
+from .sinks import Sink, default_sink, text_sink
 from .watchdog import Watchdog
 
 MAX_PROCS = 256
@@ -48,7 +50,12 @@ UNRESPONSIVE_AFTER = 3.0
 INTERRUPT_GRACE = 3.0
 CELL_PUBLISH_TIMEOUT = 10.0
 
-_live_groups: "weakref.WeakSet[ProcGroup]" = weakref.WeakSet()
+_live_groups: weakref.WeakSet[ProcGroup] = weakref.WeakSet()
+
+SinkFactory = Callable[[list[int], dict[int, "int | None"], dict[int, list[str]]], Sink]
+"""Makes a cell's sink from (target ranks, their pids, their log file paths)."""
+STATUS_REFRESH = 1.0
+RECENT_SINKS = 20
 
 
 class _InheritedFd:
@@ -280,7 +287,7 @@ class ProcGroup:
         n: int,
         *,
         logdir: str | os.PathLike[str] | None = None,
-        sink_factory: Callable[[], Sink] = default_sink,
+        sink_factory: SinkFactory = default_sink,
         flush_interval: float = 0.05,
         start_timeout: float = 60.0,
         force: bool = False,
@@ -309,7 +316,11 @@ class ProcGroup:
         self._tracker = BarrierTracker()
         self._reader = Reader(self._mailboxes)
         self._dispatcher = Dispatcher(self._mailboxes, self._tracker)
-        self._dispatcher.register_cell(0, self.sink_factory())
+        # Output before a proc's first cell (start-up) goes to the cell that started the procs,
+        # as text: it is rare, and the procs' widgets belong to the cells that run code.
+        startup = text_sink() if self.sink_factory is default_sink else self.sink_factory(self.ranks, {}, {})
+        self._dispatcher.register_cell(0, startup)
+        self._recent_sinks: collections.deque[Sink] = collections.deque(maxlen=RECENT_SINKS)
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
         self._watchdog = Watchdog()
@@ -484,7 +495,13 @@ class ProcGroup:
             for r in ranks:
                 self._procs[r].busy_cell = cell
                 self._procs[r].state = "running"
-        self._dispatcher.register_cell(cell, sink if sink is not None else self.sink_factory())
+        if sink is None:
+            with self._lock:
+                pids = {r: self._procs[r].pid for r in ranks}
+            logs = {r: [str(log_path(self.logdir, r, s)) for s in (STDOUT, STDERR)] for r in ranks}
+            sink = self.sink_factory(ranks, pids, logs)
+        self._recent_sinks.append(sink)
+        self._dispatcher.register_cell(cell, sink)
         self._tracker.begin(("cell", cell), ranks)
         msg = messages.exec_(cell, code, f"<procs cell {cell}>")
         for r in ranks:
@@ -568,7 +585,42 @@ class ProcGroup:
                 self._tracker.wait(key, timeout - (time.monotonic() - started))
         finally:
             report = self._tracker.finish(key)  # also when interrupted: stop tracking it
-        return report
+        return self._render_level(report, key, started + timeout)
+
+    def _render_level(self, report: FlushReport, key: BarrierKey, deadline: float) -> FlushReport:
+        """Raise each published proc to "rendered" once its view acknowledges the barrier."""
+        entries, reasons = [], set()
+        for e in report.entries:
+            sink = self._dispatcher.sink_of(key, e.rank)
+            if e.outcome not in ("published", "weak") or sink is None:
+                entries.append(e)
+                continue
+            outcome, seconds = sink.render_wait(e.rank, report.version, deadline - time.monotonic())
+            if outcome == "rendered" and seconds is not None:
+                took = (e.seconds or 0.0) + seconds
+                if e.outcome == "weak":
+                    entries.append(FlushEntry(e.rank, "weak", took, "did not serve the flush in time: what was read is rendered"))
+                else:
+                    entries.append(FlushEntry(e.rank, "rendered", took))
+            else:
+                reasons.add(outcome)
+                entries.append(FlushEntry(e.rank, e.outcome, e.seconds, outcome))
+        if len(reasons) == 1:
+            # One reason for every proc: say it once, in the report's header.
+            entries = [FlushEntry(e.rank, e.outcome, e.seconds) if e.detail in reasons else e for e in entries]
+            return FlushReport(report.version, entries, f"not rendered: {reasons.pop()}")
+        return FlushReport(report.version, entries, "not rendered everywhere" if reasons else "")
+
+    async def aflush(
+        self,
+        timeout: float = 10.0,
+        targets: Iterable[int] | None = None,
+        *,
+        serve_timeout: float | None = None,
+    ) -> FlushReport:
+        """``flush`` for async code: awaits the barrier without blocking the event loop (so a
+        kernel can handle the views' acknowledgements on its main shell meanwhile)."""
+        return await asyncio.to_thread(self.flush, timeout, targets, serve_timeout=serve_timeout)
 
     # --- status ---------------------------------------------------------------------------
     def status(self) -> GroupStatus:
@@ -605,8 +657,27 @@ class ProcGroup:
         return f"<ProcGroup {state}, logs in {self.logdir}>"
 
     # --- the control thread ---------------------------------------------------------------
+    def _refresh_widgets(self) -> None:
+        """Push each proc's state into the headers of the recent cells' widgets."""
+        statuses = {p.rank: p for p in self.status().procs}
+        now_wall, now = time.time(), time.monotonic()
+        for sink in list(self._recent_sinks):
+            update = getattr(sink, "update_status", None)
+            if update is None:
+                continue
+            for rank, st in statuses.items():
+                heard = now_wall - (st.last_heard or 0.0) if st.last_heard is not None else 0.0
+                update(rank, state=st.state, exit_text=st.exit, pid=st.pid, last_heard=heard)
+        self._last_refresh = now
+
     def _control_loop(self) -> None:
+        self._last_refresh = 0.0
         while not self._stopping:
+            if time.monotonic() - self._last_refresh >= STATUS_REFRESH:
+                try:
+                    self._refresh_widgets()
+                except Exception as exc:  # a header that cannot update must not stop control
+                    self._refresh_error = exc
             with self._lock:
                 conns = {p.conn: p for p in self._procs.values() if p.conn_open}
                 sentinels = {p.process.sentinel: p for p in self._procs.values() if p.alive}

@@ -20,14 +20,40 @@ from .queues import STDERR, STDOUT, STREAM_NAMES
 
 
 class Sink(Protocol):
+    """What the dispatcher needs of a cell's output (text or widgets)."""
+
+    def accepts(self, rank: int) -> bool:
+        """Whether this sink shows ``rank`` (a widget sink shows only its cell's targets)."""
+        ...
+
     def write(self, rank: int, stream: int, text: str) -> None: ...
 
-    def publish(self) -> None: ...
+    def publish(self) -> None:
+        """Send what was written since the last publish (or as much as the budget allows)."""
+        ...
 
-    def sync(self, timeout: float) -> bool: ...
+    def has_deferred(self) -> bool:
+        """True if written text is held back: the dispatcher publishes again soon."""
+        ...
+
+    def barrier(self, rank: int, version: int) -> None:
+        """Everything of ``rank`` written so far precedes barrier ``version`` (sent after publish)."""
+        ...
+
+    def sync(self, timeout: float) -> bool:
+        """Wait until what was published has left this process."""
+        ...
+
+    def render_wait(self, rank: int, version: int, timeout: float) -> tuple[str, float | None]:
+        """("rendered", seconds) once the view shows everything before barrier ``version``,
+        else (why not, None)."""
+        ...
 
     @property
     def pending(self) -> int: ...
+
+
+NO_WIDGET_FRONTEND = "text output, no widget frontend (terminal, nbconvert/nbval, or no ipylogfwd extension)"
 
 
 class TextSink:
@@ -42,6 +68,18 @@ class TextSink:
     def pending(self) -> int:
         """Characters written but not yet published."""
         return self._pending
+
+    def accepts(self, rank: int) -> bool:
+        return True
+
+    def has_deferred(self) -> bool:
+        return False
+
+    def barrier(self, rank: int, version: int) -> None:
+        pass  # text has no view to acknowledge it: published is as far as it goes
+
+    def render_wait(self, rank: int, version: int, timeout: float) -> tuple[str, float | None]:
+        return NO_WIDGET_FRONTEND, None
 
     def write(self, rank: int, stream: int, text: str) -> None:
         parts = self._parts[stream]
@@ -129,9 +167,23 @@ def current_kernel() -> Any | None:
     return kernel
 
 
-def default_sink() -> TextSink:
+def text_sink() -> TextSink:
     """A text sink for the cell now executing, or for this process's stdio outside a kernel."""
     kernel = current_kernel()
     if kernel is not None:
         return IOPubTextSink(kernel, kernel.get_parent())
     return StdioTextSink()
+
+
+def default_sink(ranks: list[int], pids: dict[int, int | None], log_paths: dict[int, list[str]]) -> Sink:
+    """The cell's proc widgets where a widget frontend has answered, else text."""
+    kernel = current_kernel()
+    if kernel is not None:
+        from .acks import hub_for
+
+        hub = hub_for(kernel)
+        if hub.frontend_seen:
+            from .widget_sink import WidgetSink
+
+            return WidgetSink(ranks, hub, pids=pids, log_paths=log_paths)
+    return text_sink()

@@ -31,7 +31,7 @@ class RecordingSink(TextSink):
 
 @pytest.fixture
 def group() -> Iterator[ProcGroup]:
-    g = ProcGroup(2, sink_factory=RecordingSink)
+    g = ProcGroup(2, sink_factory=lambda ranks, pids, logs: RecordingSink())
     try:
         yield g
     finally:

@@ -1,0 +1,124 @@
+"""Messages between the kernel and the proc widgets' views, defined once (mirrored in
+``labextension/src/messages.ts``; a test checks the two agree).
+
+Kernel -> view, as custom messages on each ``ProcWidget``'s own comm, in order:
+
+* ``lines``   text for the view to append, per stream, coalesced; ``dropped`` lines that were
+              not sent (the view's "N earlier lines not shown" grows by it);
+* ``barrier`` everything before this message is sent: once it is in the DOM, ack ``version``;
+* ``replay``  the kernel's bounded backlog: the view replaces what it shows with it (a late,
+              second or reloaded view catching up), then continues with ``seq + 1``.
+
+Every message carries ``seq``, the widget's message counter, so a model that replays can
+ignore what it already has.
+
+View -> kernel, on the acknowledgement channel (a comm of target ``ACK_TARGET`` opened by
+the frontend, or a ``CONTROL_MSG_TYPE`` message on the control channel, whichever the view
+was told to use in its ``ack_route`` trait):
+
+* ``hello`` a view of ``model_id`` exists, holding messages up to ``seq``;
+* ``ack``   a view of ``model_id`` has rendered everything before barrier ``version``;
+* ``bye``   the view is gone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict, Union
+
+PROTOCOL_VERSION = 1
+ACK_TARGET = "ipylogfwd.acks"
+CONTROL_MSG_TYPE = "ipylogfwd_ack"
+MODULE_NAME = "ipylogfwd"
+MODULE_VERSION = "^0.1.0"
+
+Stream = Literal[1, 2]
+Chunk = tuple[int, str]  # (stream: 1 stdout / 2 stderr, text; may end without "\n")
+
+
+class Lines(TypedDict):
+    protocol: int
+    type: Literal["lines"]
+    seq: int
+    dropped: int
+    chunks: list[list[Any]]  # [[stream, text], ...]
+
+
+class BarrierMsg(TypedDict):
+    protocol: int
+    type: Literal["barrier"]
+    seq: int
+    version: int
+
+
+class Replay(TypedDict):
+    protocol: int
+    type: Literal["replay"]
+    seq: int
+    dropped: int
+    chunks: list[list[Any]]
+
+
+ToView = Union[Lines, BarrierMsg, Replay]
+
+
+class Hello(TypedDict):
+    protocol: int
+    type: Literal["hello"]
+    model_id: str
+    view_id: str
+    seq: int
+
+
+class Ack(TypedDict):
+    protocol: int
+    type: Literal["ack"]
+    model_id: str
+    view_id: str
+    version: int
+
+
+class Bye(TypedDict):
+    protocol: int
+    type: Literal["bye"]
+    model_id: str
+    view_id: str
+
+
+FromView = Union[Hello, Ack, Bye]
+
+TO_VIEW_TYPES = ("lines", "barrier", "replay")
+FROM_VIEW_TYPES = ("hello", "ack", "bye")
+
+
+class ProtocolError(ValueError):
+    """A view message of another protocol version, an unknown type, or a malformed one."""
+
+
+def lines(seq: int, dropped: int, chunks: list[Chunk]) -> Lines:
+    return {"protocol": PROTOCOL_VERSION, "type": "lines", "seq": seq, "dropped": dropped, "chunks": [list(c) for c in chunks]}
+
+
+def barrier(seq: int, version: int) -> BarrierMsg:
+    return {"protocol": PROTOCOL_VERSION, "type": "barrier", "seq": seq, "version": version}
+
+
+def replay(seq: int, dropped: int, chunks: list[Chunk]) -> Replay:
+    return {"protocol": PROTOCOL_VERSION, "type": "replay", "seq": seq, "dropped": dropped, "chunks": [list(c) for c in chunks]}
+
+
+def parse_from_view(data: Any) -> FromView:
+    """The view message in ``data``; ProtocolError if it is not one this kernel understands."""
+    if not isinstance(data, dict):
+        raise ProtocolError(f"view message is not an object: {type(data).__name__}")
+    if data.get("protocol") != PROTOCOL_VERSION:
+        raise ProtocolError(f"view protocol {data.get('protocol')!r}, this kernel speaks {PROTOCOL_VERSION}")
+    kind = data.get("type")
+    if kind not in FROM_VIEW_TYPES:
+        raise ProtocolError(f"unknown view message type {kind!r}")
+    if not isinstance(data.get("model_id"), str) or not isinstance(data.get("view_id"), str):
+        raise ProtocolError("view message without model_id/view_id")
+    if kind == "hello" and not isinstance(data.get("seq"), int):
+        raise ProtocolError("hello without seq")
+    if kind == "ack" and not isinstance(data.get("version"), int):
+        raise ProtocolError("ack without version")
+    return data  # type: ignore[return-value]

@@ -1,0 +1,264 @@
+"""The widget sink: a cell's proc output as one ``ProcWidget`` per proc.
+
+The dispatcher thread writes text per rank and calls ``publish`` each tick; the sink sends
+each widget at most one ``lines`` message per publish, holding back text when the kernel's
+message budget (``MessageBudget``, shared by every widget) is spent, so the server's IOPub
+rate limit is never reached however many procs print. What is held back is bounded: past
+``max_lines`` lines per proc, the oldest are dropped from the view (they are in the log file)
+and counted in the next message's ``dropped``.
+
+Each widget also keeps a bounded backlog (the last ``max_lines`` lines) so that a view of a
+reloaded page, or any view whose model asks, can be replayed to the current state in order.
+
+``barrier(rank, version)`` sends the rank's held text and then a ``barrier`` message on the
+same comm; the view acks it once the text before it is in the DOM. ``await_render`` waits
+for that ack on the ``AckHub``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import protocol
+from .acks import AckHub
+from .queues import STDERR, STDOUT
+from .widgets import ProcsPanel, ProcWidget
+
+DEFAULT_MAX_LINES = 2000
+
+
+class MessageBudget:
+    """A token bucket for widget messages, shared by every widget of the kernel."""
+
+    def __init__(self, rate: float = 250.0, burst: float = 100.0) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()  # the dispatcher threads of several groups share it
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            return False
+
+
+BUDGET = MessageBudget()
+
+
+@dataclass
+class _Tail:
+    """Chunks of text holding at most about ``limit`` lines, and how many were dropped."""
+
+    limit: int
+    chunks: deque[list[Any]] = field(default_factory=deque)  # [stream, text]
+    lines: int = 0
+    dropped: int = 0
+
+    def add(self, stream: int, text: str, newlines: int) -> None:
+        if self.chunks and self.chunks[-1][0] == stream and not self.chunks[-1][1].endswith("\n"):
+            self.chunks[-1][1] += text  # continue a partial line in place
+        else:
+            self.chunks.append([stream, text])
+        self.lines += newlines
+        if self.lines > 2 * self.limit:
+            self.trim()
+
+    def trim(self) -> None:
+        """Drop the oldest whole lines until at most ``limit`` remain."""
+        excess = self.lines - self.limit
+        while excess > 0 and self.chunks:
+            stream, text = self.chunks[0]
+            n = text.count("\n")
+            if n <= excess:
+                self.chunks.popleft()
+                excess -= n
+                self.lines -= n
+                self.dropped += n
+                if n == 0:
+                    continue
+            else:
+                cut = -1
+                for _ in range(excess):
+                    cut = text.index("\n", cut + 1)
+                self.chunks[0][1] = text[cut + 1 :]
+                self.lines -= excess
+                self.dropped += excess
+                excess = 0
+
+    def take(self) -> tuple[int, list[list[Any]]]:
+        chunks, dropped = list(self.chunks), self.dropped
+        self.chunks.clear()
+        self.lines = self.dropped = 0
+        return dropped, chunks
+
+
+class WidgetSink:
+    """One cell's proc widgets. ``write``/``publish``/``barrier`` run on the dispatcher thread;
+    ``request_replay`` may come from any thread (it is queued for the dispatcher)."""
+
+    def __init__(
+        self,
+        ranks: list[int],
+        hub: AckHub,
+        *,
+        pids: dict[int, int | None],
+        log_paths: dict[int, list[str]],
+        max_lines: int = DEFAULT_MAX_LINES,
+        display: Callable[[Any], None] | None = None,
+        budget: MessageBudget = BUDGET,
+    ) -> None:
+        self.hub = hub
+        self.max_lines = max_lines
+        self._budget = budget
+        self.widgets: dict[int, ProcWidget] = {
+            r: ProcWidget(
+                rank=r,
+                pid=pids.get(r) or 0,
+                state="running",
+                log_paths=log_paths.get(r, []),
+                max_lines=max_lines,
+                ack_route=hub.route,
+            )
+            for r in ranks
+        }
+        self._by_model = {w.model_id: r for r, w in self.widgets.items()}
+        self._pending = {r: _Tail(max_lines) for r in ranks}
+        self._backlog = {r: _Tail(max_lines) for r in ranks}
+        self._seq = dict.fromkeys(ranks, 0)
+        self.counts = {r: [0, 0, 0] for r in ranks}  # dispatcher writes; status reads ints
+        self._replays: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._pending_chars = 0
+        self.panel = ProcsPanel([self.widgets[r] for r in ranks])
+        hub.on_hello(self._on_hello)
+        if display is None:
+            from IPython.display import display as ipy_display
+
+            display = ipy_display
+        display(self.panel)
+
+    @property
+    def pending(self) -> int:
+        return self._pending_chars
+
+    def accepts(self, rank: int) -> bool:
+        return rank in self.widgets
+
+    def has_deferred(self) -> bool:
+        """True if text is held back for lack of message budget (publish again soon)."""
+        return any(t.chunks or t.dropped for t in self._pending.values())
+
+    def write(self, rank: int, stream: int, text: str) -> None:
+        newlines = text.count("\n")
+        self._pending[rank].add(stream, text, newlines)
+        self.counts[rank][stream] += newlines
+        self._pending_chars += len(text)
+
+    def publish(self) -> None:
+        while True:
+            try:
+                rank = self._replays.get_nowait()
+            except queue.Empty:
+                break
+            self._send_replay(rank)
+        for rank, tail in self._pending.items():
+            if (tail.chunks or tail.dropped) and self._budget.take():
+                self._send_lines(rank)
+        self._pending_chars = sum(len(c[1]) for t in self._pending.values() for c in t.chunks)
+
+    def barrier(self, rank: int, version: int) -> None:
+        """Send the rank's held text, then barrier ``version`` behind it."""
+        if rank not in self.widgets:
+            return
+        tail = self._pending[rank]
+        if tail.chunks or tail.dropped:
+            self._send_lines(rank)
+        self._seq[rank] += 1
+        self.widgets[rank].send(protocol.barrier(self._seq[rank], version))
+
+    def sync(self, timeout: float) -> bool:
+        kernel = self.hub.kernel
+        io_thread = getattr(kernel.iopub_socket, "io_thread", None)
+        if io_thread is None:
+            return True
+        sent = threading.Event()
+        io_thread.schedule(sent.set)
+        return sent.wait(timeout)
+
+    def model_id(self, rank: int) -> str | None:
+        w = self.widgets.get(rank)
+        return None if w is None else str(w.model_id)
+
+    def update_status(self, rank: int, *, state: str, exit_text: str, pid: int | None, last_heard: float) -> None:
+        """Refresh a widget's header (from the group's control thread)."""
+        w = self.widgets.get(rank)
+        if w is None:
+            return
+        counts = self.counts[rank]
+        changes: dict[str, Any] = {}
+        for name, value in (
+            ("state", state),
+            ("exit_text", exit_text),
+            ("pid", pid or 0),
+            ("stdout_lines", counts[STDOUT]),
+            ("stderr_lines", counts[STDERR]),
+        ):
+            if getattr(w, name) != value:
+                changes[name] = value
+        if last_heard and abs(w.last_heard - last_heard) >= 1.0:
+            changes["last_heard"] = last_heard
+        if changes:
+            with w.hold_sync():
+                for name, value in changes.items():
+                    setattr(w, name, value)
+
+    def close(self) -> None:
+        self.hub.remove_hello_listener(self._on_hello)
+
+    # --- internals (dispatcher thread) -----------------------------------------------------
+    def _send_lines(self, rank: int) -> None:
+        tail = self._pending[rank]
+        dropped, chunks = tail.take()
+        backlog = self._backlog[rank]
+        backlog.dropped += dropped
+        for stream, text in chunks:
+            backlog.add(stream, text, text.count("\n"))
+        backlog.trim()
+        self._seq[rank] += 1
+        self.widgets[rank].send(protocol.lines(self._seq[rank], dropped, [(s, t) for s, t in chunks]))
+
+    def _send_replay(self, rank: int) -> None:
+        backlog = self._backlog[rank]
+        self._seq[rank] += 1
+        chunks = [(s, t) for s, t in backlog.chunks]
+        self.widgets[rank].send(protocol.replay(self._seq[rank], backlog.dropped, chunks))
+
+    def _on_hello(self, model_id: str, seq: int) -> None:
+        # On a kernel thread: only queue the request; the dispatcher sends the replay in
+        # order with everything else on that comm.
+        rank = self._by_model.get(model_id)
+        if rank is not None and seq < self._seq[rank]:
+            self._replays.put(rank)
+
+    def render_wait(self, rank: int, version: int, timeout: float) -> tuple[str, float | None]:
+        """Wait for rank's view to ack ``version``: ("rendered", seconds) or (reason, None)."""
+        model = self.model_id(rank)
+        if model is None:
+            return "no widget for this proc in its cell", None
+        if not self.hub.live_models([model]):
+            return "no view of this proc's widget can answer while a cell runs", None
+        done = self.hub.wait_acks([model], version, timeout)
+        if model in done:
+            return "rendered", done[model]
+        return f"its view did not acknowledge within {timeout:g} s", None

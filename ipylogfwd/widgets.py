@@ -1,0 +1,87 @@
+"""The proc widgets: one ``ProcWidget`` per proc per cell, laid out in a ``ProcsPanel``.
+
+Synced traits carry only small state (the header: rank, pid, state, counts, last heard, log
+paths). Lines never travel as a trait: the widget sink sends them as coalesced custom
+messages (``protocol``) and the view appends them; the frontend model keeps a bounded tail
+so views created late catch up, and the kernel keeps a bounded backlog (see ``sinks``) for
+views of a reloaded page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets
+import traitlets
+
+from . import protocol
+
+
+class ProcWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
+    """One proc's output in one cell: a header and its lines."""
+
+    _model_name = traitlets.Unicode("ProcModel").tag(sync=True)
+    _model_module = traitlets.Unicode(protocol.MODULE_NAME).tag(sync=True)
+    _model_module_version = traitlets.Unicode(protocol.MODULE_VERSION).tag(sync=True)
+    _view_name = traitlets.Unicode("ProcView").tag(sync=True)
+    _view_module = traitlets.Unicode(protocol.MODULE_NAME).tag(sync=True)
+    _view_module_version = traitlets.Unicode(protocol.MODULE_VERSION).tag(sync=True)
+
+    protocol = traitlets.Int(protocol.PROTOCOL_VERSION).tag(sync=True)
+    rank = traitlets.Int(0).tag(sync=True)
+    pid = traitlets.Int(0).tag(sync=True)
+    #: starting / running / idle / unresponsive / exited / killed
+    state = traitlets.Unicode("starting").tag(sync=True)
+    #: "" while alive, else e.g. "exited with code 3" or "killed by SIGKILL"
+    exit_text = traitlets.Unicode("").tag(sync=True)
+    stdout_lines = traitlets.Int(0).tag(sync=True)
+    stderr_lines = traitlets.Int(0).tag(sync=True)
+    #: when the proc was last heard from, in seconds since the epoch (0: never)
+    last_heard = traitlets.Float(0.0).tag(sync=True)
+    log_paths = traitlets.List(traitlets.Unicode(), default_value=[]).tag(sync=True)
+    #: how many lines the view keeps in its DOM (a bounded tail)
+    max_lines = traitlets.Int(2000).tag(sync=True)
+    collapsed = traitlets.Bool(False).tag(sync=True)
+    #: how the view sends hello/ack: "comm" (a comm of target protocol.ACK_TARGET),
+    #: "control" (a protocol.CONTROL_MSG_TYPE message on the control channel)
+    ack_route = traitlets.Unicode("comm").tag(sync=True)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            bundle["text/plain"] = f"ProcWidget(rank {self.rank})"
+        return bundle
+
+
+class ProcsPanel(ipywidgets.VBox):  # type: ignore[misc]
+    """The procs of one cell, laid out together."""
+
+    def __init__(self, procs: list[ProcWidget], **kwargs: Any) -> None:
+        super().__init__(children=procs, **kwargs)
+        self.add_class("ipylogfwd-panel")
+        if len(procs) > 8:
+            self.add_class("ipylogfwd-panel-many")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            bundle["text/plain"] = (
+                f"ProcsPanel({len(self.children)} procs; without the ipylogfwd frontend, "
+                "output is shown as text)"
+            )
+        return bundle
+
+
+class FrontendProbe(ProcWidget):
+    """An invisible widget shown once per kernel: if its view says hello, the frontend has
+    the ipylogfwd extension and cells get widgets; if not, output stays text."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(rank=-1, state="probe", **kwargs)
+        self.add_class("ipylogfwd-probe")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            bundle["text/plain"] = "ipylogfwd loaded"
+        return bundle
