@@ -128,6 +128,13 @@ class AckHub:
         with self._cond:
             return [m for m in model_ids if any(v.live for v in self._views.get(m, {}).values())]
 
+    def wait_live_view(self, model_id: str, timeout: float) -> bool:
+        """Wait until ``model_id`` has a live view (its hello may still be on its way)."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: any(v.live for v in self._views.get(model_id, {}).values()), max(0.0, timeout)
+            )
+
     def has_view(self, model_id: str) -> bool:
         with self._cond:
             return bool(self._views.get(model_id))

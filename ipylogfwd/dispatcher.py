@@ -13,6 +13,7 @@ past a barrier, so flushes stay fast while message rates stay low.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import OrderedDict
@@ -45,6 +46,7 @@ class Dispatcher:
         # Which sink each completed flush barrier went to, for the flush to wait on its view.
         self._barrier_sinks: dict[tuple[BarrierKey, int], Sink] = {}
         self._deferred: dict[int, Sink] = {}  # dispatch thread only
+        self._requests: queue.SimpleQueue[Sink] = queue.SimpleQueue()  # any thread -> dispatch
         # Written only by the dispatch thread; other threads read single ints (status).
         self.lines: dict[int, list[int]] = {}
         self.error: BaseException | None = None
@@ -55,6 +57,9 @@ class Dispatcher:
 
     def register_cell(self, cell: int, sink: Sink) -> None:
         """Output marked as belonging to ``cell`` goes to ``sink`` from now on."""
+        attach = getattr(sink, "attach", None)
+        if attach is not None:
+            attach(lambda: self.request_publish(sink))
         with self._lock:
             self._sinks[cell] = sink
             if len(self._sinks) > MAX_CELLS:
@@ -74,6 +79,11 @@ class Dispatcher:
         self._mailboxes.wake()
         self._thread.join(timeout)
 
+    def request_publish(self, sink: Sink) -> None:
+        """Publish ``sink`` soon even if no output arrives (thread-safe)."""
+        self._requests.put(sink)
+        self._mailboxes.wake()
+
     def sink_of(self, key: BarrierKey, rank: int) -> Sink | None:
         """The sink that barrier ``key`` of ``rank`` was delivered to (and forget it)."""
         with self._lock:
@@ -83,7 +93,11 @@ class Dispatcher:
         try:
             while True:
                 stopping = self._stopping
-                if self._mailboxes.wait(self._tick if self._deferred else 0.25):
+                got = self._mailboxes.wait(self._tick if self._deferred else 0.25)
+                while not self._requests.empty():
+                    sink = self._requests.get_nowait()
+                    self._deferred[id(sink)] = sink
+                if got:
                     self._dispatch_once()
                 elif self._deferred:
                     self._publish(dict(self._deferred))

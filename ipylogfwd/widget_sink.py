@@ -31,6 +31,7 @@ from .queues import STDERR, STDOUT
 from .widgets import ProcsPanel, ProcWidget
 
 DEFAULT_MAX_LINES = 2000
+VIEW_GRACE = 2.0
 
 
 class MessageBudget:
@@ -139,6 +140,7 @@ class WidgetSink:
         self._seq = dict.fromkeys(ranks, 0)
         self.counts = {r: [0, 0, 0] for r in ranks}  # dispatcher writes; status reads ints
         self._replays: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._request_publish: Callable[[], None] | None = None
         self._pending_chars = 0
         self.panel = ProcsPanel([self.widgets[r] for r in ranks])
         hub.on_hello(self._on_hello)
@@ -157,7 +159,11 @@ class WidgetSink:
 
     def has_deferred(self) -> bool:
         """True if text is held back for lack of message budget (publish again soon)."""
-        return any(t.chunks or t.dropped for t in self._pending.values())
+        return not self._replays.empty() or any(t.chunks or t.dropped for t in self._pending.values())
+
+    def attach(self, request_publish: Callable[[], None]) -> None:
+        """The dispatcher's way to be asked for a publish (a replay) when no output comes."""
+        self._request_publish = request_publish
 
     def write(self, rank: int, stream: int, text: str) -> None:
         newlines = text.count("\n")
@@ -250,15 +256,21 @@ class WidgetSink:
         rank = self._by_model.get(model_id)
         if rank is not None and seq < self._seq[rank]:
             self._replays.put(rank)
+            if self._request_publish is not None:
+                self._request_publish()
 
     def render_wait(self, rank: int, version: int, timeout: float) -> tuple[str, float | None]:
         """Wait for rank's view to ack ``version``: ("rendered", seconds) or (reason, None)."""
         model = self.model_id(rank)
         if model is None:
             return "no widget for this proc in its cell", None
-        if not self.hub.live_models([model]):
+        start = time.monotonic()
+        # A frontend that answers live will show this widget: give its view a moment to say
+        # hello. Without one (page closed, views not live), do not wait the whole timeout.
+        grace = min(VIEW_GRACE, timeout) if self.hub.live_seen else 0.0
+        if not self.hub.wait_live_view(model, grace):
             return "no view of this proc's widget can answer while a cell runs", None
-        done = self.hub.wait_acks([model], version, timeout)
+        done = self.hub.wait_acks([model], version, timeout - (time.monotonic() - start))
         if model in done:
             return "rendered", done[model]
         return f"its view did not acknowledge within {timeout:g} s", None

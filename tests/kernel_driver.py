@@ -12,7 +12,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from pathlib import Path
+
 from jupyter_client.manager import KernelManager
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -56,14 +60,33 @@ class Cell:
         return [m for m in self.messages if m["msg_type"] == "stream"]
 
 
+def _kernel_manager(python: str | None) -> KernelManager:
+    """A manager for this venv's kernel, or for an ipykernel installed under ``python``."""
+    if python is None:
+        return KernelManager(kernel_name="python3")
+    import json
+    import tempfile
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    specs = Path(tempfile.mkdtemp(prefix="ipylogfwd-kernelspec-"))
+    (specs / "other").mkdir()
+    argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (specs / "other" / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "other", "language": "python"}))
+    return KernelManager(kernel_name="other", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(specs)]))
+
+
 class KernelDriver:
-    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
-        self.km = KernelManager(kernel_name="python3")
+    def __init__(self, extra_env: dict[str, str] | None = None, python: str | None = None) -> None:
+        self.km = _kernel_manager(python)
         env = None
-        if extra_env:
+        if extra_env or python:
             import os
 
-            env = {**os.environ, **extra_env}
+            env = {**os.environ, **(extra_env or {})}
+            if python:
+                # The other interpreter imports ipylogfwd from this checkout.
+                env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
         self.km.start_kernel(env=env) if env else self.km.start_kernel()
         self.kc = self.km.client()
         self.kc.start_channels()
