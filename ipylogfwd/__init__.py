@@ -12,6 +12,7 @@ from typing import Any
 
 from .barrier import FlushEntry, FlushReport
 from .errors import (
+    FlushWarning,
     IpylogfwdError,
     ProcDiedError,
     ProcsBusyError,
@@ -28,6 +29,7 @@ __all__ = [
     "Execution",
     "FlushEntry",
     "FlushReport",
+    "FlushWarning",
     "GroupStatus",
     "IpylogfwdError",
     "ProcDiedError",

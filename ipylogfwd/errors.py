@@ -53,3 +53,7 @@ class ProcTimeoutError(IpylogfwdError, TimeoutError):
 
 class ProcDiedError(IpylogfwdError):
     """A proc exited while it was running the cell."""
+
+
+class FlushWarning(UserWarning):
+    """A flush returned without every proc reaching the full barrier (see its report)."""

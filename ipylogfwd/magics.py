@@ -14,7 +14,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .barrier import FlushReport
-from .errors import UsageError
+from .errors import FlushWarning, UsageError
 from .group import MAX_PROCS, Execution, GroupStatus, ProcGroup, parse_targets
 
 
@@ -81,7 +81,8 @@ class ProcsMagics(Magics):
             self.last = execution
             return execution
         results = execution.wait(args.timeout)
-        return results if execution.has_value else None
+        # Like IPython, show nothing when there is nothing to show (e.g. a body ending in print()).
+        return results if any(v is not None for v in results.values()) else None
 
     def _line(self, args: Any) -> Any:
         if args.bg or args.timeout is not None or args.targets:
@@ -137,7 +138,9 @@ class ProcsMagics(Magics):
             raise IPythonUsageError(str(exc)) from None
         if not report.ok:
             bad = [f"{e.rank} ({e.outcome})" for e in report.entries if e.outcome not in ("rendered", "published", "exited")]
-            warnings.warn(f"logflush: not every proc reached the full barrier: {', '.join(bad)}", stacklevel=2)
+            warnings.warn_explicit(
+                f"not every proc reached the full barrier: {', '.join(bad)}", FlushWarning, "%logflush", 0
+            )
         return report
 
     def close(self) -> None:

@@ -61,6 +61,7 @@ def test_results_env_targets_and_reuse(shared_kernel: KernelDriver) -> None:
     assert set(eval(again.result_text() or "").values()) == pids
     # A body without a final expression returns nothing.
     assert k.execute("%%procs 4\ny = 1").result_text() is None
+    assert k.execute("%%procs 4\nprint('nothing to show')").result_text() is None
     # Targets: a subset of ranks.
     sub = k.execute("%%procs 4 --targets 1:3\nprint('here')\nint(os.environ['RANK'])")
     assert sub.result_text() == "{1: 1, 2: 2}"
@@ -158,7 +159,7 @@ def test_logflush_warns_and_reports_when_a_proc_cannot_serve_it(kernel: KernelDr
     assert cell.status == "ok"
     report = cell.result_text() or ""
     assert "INCOMPLETE" in report and re.search(r"rank +1  weak", report) and re.search(r"rank +0  published", report)
-    assert "not every proc reached the full barrier: 1 (weak)" in cell.stderr
+    assert "%logflush:0: FlushWarning: not every proc reached the full barrier: 1 (weak)" in cell.stderr
     kernel.execute("%procs --shutdown")
 
 
