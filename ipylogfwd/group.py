@@ -323,6 +323,7 @@ class ProcGroup:
         self._recent_sinks: collections.deque[Sink] = collections.deque(maxlen=RECENT_SINKS)
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
+        self._refresh_error: Exception | None = None  # shown by status(); set by the control thread
         self._watchdog = Watchdog()
         # The control thread: receives every proc's messages and watches for proc exits.
         self._control = threading.Thread(target=self._control_loop, name="ipylogfwd-control", daemon=True)
@@ -647,7 +648,12 @@ class ProcGroup:
                 )
             )
         problems = [f"log file: {e}" for e in self._reader.log_errors().values()]
-        for name, err in (("reader", self._reader.error), ("dispatcher", self._dispatcher.error)):
+        threads = (
+            ("reader", self._reader.error),
+            ("dispatcher", self._dispatcher.error),
+            ("widget status", self._refresh_error),
+        )
+        for name, err in threads:
             if err is not None:
                 problems.append(f"{name} thread failed: {err!r}")
         return GroupStatus(rows, self.logdir, problems)
