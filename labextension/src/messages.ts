@@ -1,0 +1,153 @@
+/**
+ * Messages between the kernel and the proc views, mirroring `ipylogfwd/protocol.py`
+ * (tests/test_protocol_sync.py parses this file and checks the two agree: keep each
+ * interface one field per line, `name: type;`).
+ *
+ * Kernel -> view, as custom messages on each ProcWidget's own comm, in order:
+ * `lines` (text to append, per stream; `dropped` lines that were never sent), `barrier`
+ * (ack `version` once everything before it is in the DOM), `replay` (the kernel's bounded
+ * backlog: replace what is shown, continue after its `seq`).
+ *
+ * View -> kernel, on the acknowledgement channel (see acks.ts): `hello`, `ack`, `bye`.
+ */
+
+export const PROTOCOL_VERSION = 1;
+export const ACK_TARGET = 'ipylogfwd.acks';
+export const CONTROL_MSG_TYPE = 'ipylogfwd_ack';
+
+/** 1: stdout, 2: stderr. */
+export type Stream = 1 | 2;
+export const STDOUT: Stream = 1;
+export const STDERR: Stream = 2;
+
+/** [stream, text]; the text may end without "\n" (a partial line, continued later). */
+export type Chunk = [Stream, string];
+
+// --- kernel -> view -------------------------------------------------------------------
+
+export interface Lines {
+  protocol: number;
+  type: 'lines';
+  seq: number;
+  dropped: number;
+  chunks: Chunk[];
+}
+
+export interface BarrierMsg {
+  protocol: number;
+  type: 'barrier';
+  seq: number;
+  version: number;
+}
+
+export interface Replay {
+  protocol: number;
+  type: 'replay';
+  seq: number;
+  dropped: number;
+  chunks: Chunk[];
+}
+
+export type ToView = Lines | BarrierMsg | Replay;
+
+// --- view -> kernel -------------------------------------------------------------------
+
+export interface Hello {
+  protocol: number;
+  type: 'hello';
+  model_id: string;
+  view_id: string;
+  seq: number;
+}
+
+export interface Ack {
+  protocol: number;
+  type: 'ack';
+  model_id: string;
+  view_id: string;
+  version: number;
+}
+
+export interface Bye {
+  protocol: number;
+  type: 'bye';
+  model_id: string;
+  view_id: string;
+}
+
+export type FromView = Hello | Ack | Bye;
+
+export const TO_VIEW_TYPES = ['lines', 'barrier', 'replay'] as const;
+export const FROM_VIEW_TYPES = ['hello', 'ack', 'bye'] as const;
+
+// --- parsing what the kernel sent -------------------------------------------------------
+
+/** A kernel message, or why it is not one this view understands (never silently dropped). */
+export type Parsed = { ok: true; msg: ToView } | { ok: false; error: string };
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isInt(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value);
+}
+
+export function isStream(value: unknown): value is Stream {
+  return value === STDOUT || value === STDERR;
+}
+
+export function isChunk(value: unknown): value is Chunk {
+  return Array.isArray(value) && value.length === 2 && isStream(value[0]) && typeof value[1] === 'string';
+}
+
+function isChunks(value: unknown): value is Chunk[] {
+  return Array.isArray(value) && value.every(isChunk);
+}
+
+export function isLines(value: Record<string, unknown>): value is Record<string, unknown> & Lines {
+  return value.type === 'lines' && isInt(value.seq) && isInt(value.dropped) && isChunks(value.chunks);
+}
+
+export function isBarrier(value: Record<string, unknown>): value is Record<string, unknown> & BarrierMsg {
+  return value.type === 'barrier' && isInt(value.seq) && isInt(value.version);
+}
+
+export function isReplay(value: Record<string, unknown>): value is Record<string, unknown> & Replay {
+  return value.type === 'replay' && isInt(value.seq) && isInt(value.dropped) && isChunks(value.chunks);
+}
+
+/** Check a custom message from the kernel: a ToView of our protocol, or an error saying why not. */
+export function parseToView(data: unknown): Parsed {
+  if (!isRecord(data)) {
+    return { ok: false, error: `message is not an object: ${JSON.stringify(data)?.slice(0, 80)}` };
+  }
+  if (data.protocol !== PROTOCOL_VERSION) {
+    return {
+      ok: false,
+      error: `message of protocol ${JSON.stringify(data.protocol)}, this view speaks ${PROTOCOL_VERSION}`
+    };
+  }
+  const kind = data.type;
+  if (typeof kind !== 'string' || !(TO_VIEW_TYPES as readonly string[]).includes(kind)) {
+    return { ok: false, error: `unknown message type ${JSON.stringify(kind)}` };
+  }
+  if (isLines(data) || isBarrier(data) || isReplay(data)) {
+    return { ok: true, msg: data };
+  }
+  return { ok: false, error: `malformed ${kind} message` };
+}
+
+// --- building what the view sends ---------------------------------------------------------
+
+export function hello(model_id: string, view_id: string, seq: number): Hello {
+  return { protocol: PROTOCOL_VERSION, type: 'hello', model_id, view_id, seq };
+}
+
+export function ack(model_id: string, view_id: string, version: number): Ack {
+  return { protocol: PROTOCOL_VERSION, type: 'ack', model_id, view_id, version };
+}
+
+export function bye(model_id: string, view_id: string): Bye {
+  return { protocol: PROTOCOL_VERSION, type: 'bye', model_id, view_id };
+}

@@ -1,0 +1,300 @@
+/**
+ * The bounded line store of one proc widget: the last `maxLines` lines of stdout and
+ * stderr, interleaved in arrival order, each line knowing its stream.
+ *
+ * Terminal rules, per stream: a chunk may end inside a line, and the next chunk of the same
+ * stream continues that line where it is (even if lines of the other stream came in
+ * between); `\r` moves back to the start of the line and later text overwrites it
+ * character by character ("\r\n" is a plain line end, so a tqdm bar ends as one line); `\b`
+ * moves back one character. A line longer than MAX_LINE_CHARS is wrapped into a new line
+ * (keeps each update bounded).
+ *
+ * Every change is reported as a Delta (lines removed from the front, open lines changed in
+ * place, lines added at the end), so that views update in O(batch) and never re-render the
+ * whole tail; lines added and evicted within the same batch are never reported.
+ */
+
+import { AnsiDecoder, Run, Style, TextSink } from './ansi';
+import { Chunk, Stream, STDERR, STDOUT } from './messages';
+
+export const MAX_LINE_CHARS = 8192;
+
+export class StoredLine {
+  runs: Run[] = [];
+  length = 0;
+  /** Still written to by its stream (a partial line). */
+  open = true;
+  evicted = false;
+
+  constructor(
+    readonly id: number,
+    readonly stream: Stream
+  ) {}
+
+  get text(): string {
+    return this.runs.map(r => r.text).join('');
+  }
+
+  /** Write `text` at column `col` (0 <= col <= length), overwriting what is there. */
+  writeAt(col: number, text: string, style: Style): void {
+    const end = col + text.length;
+    if (col === this.length) {
+      const last = this.runs[this.runs.length - 1];
+      if (last !== undefined && last.style === style) {
+        last.text += text;
+      } else {
+        this.runs.push({ text, style });
+      }
+      this.length = end;
+      return;
+    }
+    const out: Run[] = [];
+    let pos = 0;
+    let placed = false;
+    for (const run of this.runs) {
+      const start = pos;
+      const stop = pos + run.text.length;
+      pos = stop;
+      if (stop <= col) {
+        out.push(run);
+        continue;
+      }
+      if (start < col) {
+        out.push({ text: run.text.slice(0, col - start), style: run.style });
+      }
+      if (!placed) {
+        out.push({ text, style });
+        placed = true;
+      }
+      if (stop > end) {
+        out.push({ text: run.text.slice(Math.max(0, end - start)), style: run.style });
+      }
+    }
+    if (!placed) {
+      out.push({ text, style });
+    }
+    this.runs = mergeRuns(out);
+    this.length = Math.max(this.length, end);
+  }
+}
+
+function mergeRuns(runs: Run[]): Run[] {
+  const out: Run[] = [];
+  for (const run of runs) {
+    if (run.text === '') {
+      continue;
+    }
+    const last = out[out.length - 1];
+    if (last !== undefined && last.style === run.style) {
+      out[out.length - 1] = { text: last.text + run.text, style: last.style };
+    } else {
+      out.push(run);
+    }
+  }
+  return out;
+}
+
+/** What one batch did to the store, for views to mirror it. */
+export interface Delta {
+  /** Lines the view shows that are gone: remove this many from the front. */
+  readonly removed: number;
+  /** Lines the view shows whose content changed (continued or overwritten partial lines). */
+  readonly changed: readonly StoredLine[];
+  /** New lines, to append in order. */
+  readonly added: readonly StoredLine[];
+}
+
+/** The writing position of one stream. */
+class StreamWriter implements TextSink {
+  readonly decoder = new AnsiDecoder();
+  line: StoredLine | null = null;
+  col = 0;
+
+  constructor(
+    private readonly store: LineStore,
+    private readonly stream: Stream
+  ) {}
+
+  text(text: string, style: Style): void {
+    let rest = text;
+    while (rest.length > 0) {
+      if (this.line === null) {
+        this.line = this.store.newLine(this.stream);
+        this.col = 0;
+      }
+      const room = MAX_LINE_CHARS - this.col;
+      if (room <= 0) {
+        this.close();
+        continue;
+      }
+      const part = rest.length <= room ? rest : rest.slice(0, room);
+      rest = rest.length <= room ? '' : rest.slice(room);
+      this.line.writeAt(this.col, part, style);
+      this.col += part.length;
+      this.store.touched(this.line);
+    }
+  }
+
+  newline(): void {
+    if (this.line === null) {
+      this.store.newLine(this.stream);
+    }
+    this.close();
+  }
+
+  carriageReturn(): void {
+    this.col = 0;
+  }
+
+  backspace(): void {
+    if (this.col > 0) {
+      this.col--;
+    }
+  }
+
+  close(): void {
+    if (this.line !== null) {
+      this.line.open = false;
+      this.store.touched(this.line);
+    }
+    this.line = null;
+    this.col = 0;
+  }
+
+  reset(): void {
+    this.decoder.reset();
+    this.line = null;
+    this.col = 0;
+  }
+}
+
+export class LineStore {
+  /** lines[head..] are the store; the front is dropped lazily (amortised O(1) eviction). */
+  private lines: StoredLine[] = [];
+  private head = 0;
+  private nextId = 1;
+  private readonly writers: Record<Stream, StreamWriter>;
+  private max: number;
+  /** Lines evicted from this store since the last replace. */
+  private evicted = 0;
+  /** Lines the kernel did not send (sum of `dropped`) since the last replace. */
+  private dropped = 0;
+  // Per batch:
+  private firstNewId = 1;
+  private oldLeft = 0;
+  private oldRemoved = 0;
+  private readonly changed = new Set<StoredLine>();
+
+  constructor(maxLines: number) {
+    this.max = Math.max(1, Math.floor(maxLines));
+    this.writers = { 1: new StreamWriter(this, STDOUT), 2: new StreamWriter(this, STDERR) };
+  }
+
+  get size(): number {
+    return this.lines.length - this.head;
+  }
+
+  get maxLines(): number {
+    return this.max;
+  }
+
+  /** Lines not in the store: dropped by the kernel or evicted here. */
+  get hidden(): number {
+    return this.dropped + this.evicted;
+  }
+
+  /** The stored lines, oldest first. */
+  all(): StoredLine[] {
+    return this.lines.slice(this.head);
+  }
+
+  /** Append a batch of chunks (a `lines` message). */
+  apply(chunks: readonly Chunk[], dropped: number): Delta {
+    this.firstNewId = this.nextId;
+    this.oldLeft = this.size;
+    this.oldRemoved = 0;
+    this.changed.clear();
+    this.dropped += Math.max(0, dropped);
+    for (const [stream, text] of chunks) {
+      const w = this.writers[stream];
+      w.decoder.decode(text, w);
+    }
+    const newCount = this.nextId - this.firstNewId;
+    const added = this.lines.slice(Math.max(this.head, this.lines.length - newCount));
+    const changed: StoredLine[] = [];
+    for (const line of this.changed) {
+      if (line.id < this.firstNewId && !line.evicted) {
+        changed.push(line);
+      }
+    }
+    this.changed.clear();
+    this.compact();
+    return { removed: this.oldRemoved, changed, added };
+  }
+
+  /** Replace everything with a replay: its chunks, and `dropped` lines before them. */
+  replace(chunks: readonly Chunk[], dropped: number): void {
+    this.lines = [];
+    this.head = 0;
+    this.evicted = 0;
+    this.dropped = 0;
+    this.writers[STDOUT].reset();
+    this.writers[STDERR].reset();
+    this.apply(chunks, dropped);
+  }
+
+  /** Change the bound; returns how many lines were evicted from the front. */
+  setMaxLines(maxLines: number): number {
+    this.max = Math.max(1, Math.floor(maxLines));
+    this.oldLeft = this.size;
+    this.oldRemoved = 0;
+    while (this.size > this.max) {
+      this.evictOne();
+    }
+    this.compact();
+    return this.oldRemoved;
+  }
+
+  // --- for StreamWriter -------------------------------------------------------------------
+
+  newLine(stream: Stream): StoredLine {
+    const line = new StoredLine(this.nextId++, stream);
+    this.lines.push(line);
+    while (this.size > this.max) {
+      this.evictOne();
+    }
+    return line;
+  }
+
+  touched(line: StoredLine): void {
+    if (line.id < this.firstNewId) {
+      this.changed.add(line);
+    }
+  }
+
+  private evictOne(): void {
+    const line = this.lines[this.head];
+    this.head++;
+    line.evicted = true;
+    this.evicted++;
+    if (this.oldLeft > 0) {
+      this.oldLeft--;
+      this.oldRemoved++;
+    }
+    const w = this.writers[line.stream];
+    if (w.line === line) {
+      // Its continuation, if any, starts a new line: its beginning is gone anyway.
+      w.line = null;
+      w.col = 0;
+      line.open = false;
+    }
+  }
+
+  private compact(): void {
+    if (this.head > 1024 && this.head * 2 > this.lines.length) {
+      this.lines = this.lines.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+

@@ -1,0 +1,440 @@
+/**
+ * ProcView: one proc's header (rank, pid, state, line counts, last heard, collapse toggle)
+ * and body (its lines, stderr set apart, ANSI colours, a notice for lines not shown).
+ *
+ * The DOM mirrors the model's line store exactly (same lines, same order): each change comes
+ * as a Delta and is applied with one removal from the front, in-place updates of the (at most
+ * two) open partial lines, and lines appended in blocks, so a batch costs O(batch) and the DOM
+ * never holds more than `max_lines` lines. Nothing here reads layout while applying a batch;
+ * following the output (scrolling to the bottom) happens after layout (Followers).
+ */
+
+import { DOMWidgetView } from '@jupyter-widgets/base';
+import { UUID } from '@lumino/coreutils';
+
+import { renderRuns } from './ansi';
+import { STDERR } from './messages';
+import { ProcModel, StoreView } from './model';
+import { Delta, StoredLine } from './store';
+
+/**
+ * Lines are grouped in blocks of this many. Blocks are `content-visibility: auto`, and so is
+ * the body: the browser lays out and paints only the blocks near the visible part of a body,
+ * and nothing of a body off screen (with 16 procs of 2000 lines each, laying out every line
+ * on each frame starved the page). The newest block (class ipylogfwd-tail) is always laid out
+ * while its body is: a new block has no size yet, and its placeholder would show as a blank
+ * at the bottom while following the output.
+ */
+const BLOCK_LINES = 64;
+
+/** Append a new block to `parent`; it takes the tail mark from the previous one. */
+function appendBlock(parent: Node): HTMLElement {
+  const previous = parent.lastChild;
+  if (previous instanceof HTMLElement) {
+    previous.classList.remove('ipylogfwd-tail');
+  }
+  const block = document.createElement('div');
+  block.className = 'ipylogfwd-block ipylogfwd-tail';
+  parent.appendChild(block);
+  return block;
+}
+
+/**
+ * Following the output: a view that follows scrolls to the bottom whenever its lines change
+ * size, seen by one ResizeObserver for all views. That covers new lines, and also blocks or
+ * a whole body getting their real size when they come into view (skipped content keeps the
+ * size it had when last shown, so a scroll made while off screen falls short). The callback
+ * runs after layout: reading scrollHeight there costs nothing, and nothing else reads layout.
+ */
+class Followers {
+  private readonly views = new Map<Element, ProcView>();
+  private readonly observer = new ResizeObserver(entries => {
+    for (const entry of entries) {
+      this.views.get(entry.target)?.followNow();
+    }
+  });
+
+  add(view: ProcView, lines: Element): void {
+    this.views.set(lines, view);
+    this.observer.observe(lines);
+  }
+
+  remove(lines: Element): void {
+    this.views.delete(lines);
+    this.observer.unobserve(lines);
+  }
+}
+
+const followers = new Followers();
+
+const TRAITS_IN_HEADER = 'change:rank change:pid change:state change:exit_text change:stdout_lines change:stderr_lines';
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** "3 s ago", "4 min 2 s ago", "2 h 5 min ago". */
+export function sinceText(lastHeard: number, now: number): string {
+  if (!(lastHeard > 0)) {
+    return 'not heard yet';
+  }
+  const s = Math.max(0, Math.floor(now - lastHeard));
+  if (s < 60) {
+    return `heard ${s} s ago`;
+  }
+  if (s < 3600) {
+    return `heard ${Math.floor(s / 60)} min ${s % 60} s ago`;
+  }
+  return `heard ${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
+}
+
+function stateText(state: string, exitText: string): string {
+  if ((state === 'exited' || state === 'killed') && exitText !== '') {
+    return exitText;
+  }
+  return exitText !== '' ? `${state} (${exitText})` : state;
+}
+
+export class ProcView extends DOMWidgetView implements StoreView {
+  declare model: ProcModel;
+
+  readonly viewId: string = UUID.uuid4();
+
+  // Built in render() (DOMWidgetView's constructor runs before field initializers would).
+  private header!: HTMLElement;
+  private toggle!: HTMLButtonElement;
+  private rankEl!: HTMLElement;
+  private pidEl!: HTMLElement;
+  private stateEl!: HTMLElement;
+  private countsEl!: HTMLElement;
+  private heardEl!: HTMLElement;
+  private body!: HTMLElement;
+  private hiddenEl!: HTMLElement;
+  private errorEl!: HTMLElement;
+  private linesEl!: HTMLElement;
+  /** Elements of lines still open in the store (partial lines that may change). */
+  private openEls!: Map<number, HTMLElement>;
+  private follow!: boolean;
+  /** Whether new output scrolls the body to the bottom (also shown as data-follow). */
+  private setFollow(value: boolean): void {
+    if (value !== this.follow) {
+      this.follow = value;
+      this.body.dataset.follow = String(value);
+    }
+  }
+  private dragging!: boolean;
+  /** The body's content is skipped (content-visibility: auto, off screen). */
+  private skipped!: boolean;
+  private timer!: number;
+  private attached!: boolean;
+  private readonly onPointerUp = (): void => {
+    this.dragging = false;
+    this.skipped = false;
+  };
+
+  render(): void {
+    this.openEls = new Map();
+    this.follow = false;
+    this.dragging = false;
+    this.attached = false;
+
+    const el = this.el;
+    el.classList.add('ipylogfwd-proc');
+
+    this.header = document.createElement('div');
+    this.header.className = 'ipylogfwd-header';
+    this.toggle = document.createElement('button');
+    this.toggle.type = 'button';
+    this.toggle.className = 'ipylogfwd-toggle';
+    this.toggle.addEventListener('click', () => {
+      this.model.set('collapsed', !this.model.get('collapsed'));
+      this.model.save_changes();
+    });
+    this.rankEl = this.part('ipylogfwd-rank');
+    this.pidEl = this.part('ipylogfwd-pid');
+    this.stateEl = this.part('ipylogfwd-state');
+    this.countsEl = this.part('ipylogfwd-counts');
+    this.heardEl = this.part('ipylogfwd-heard');
+    this.header.append(this.toggle, this.rankEl, this.pidEl, this.stateEl, this.countsEl, this.heardEl);
+
+    this.body = document.createElement('div');
+    this.body.className = 'ipylogfwd-body';
+    this.body.tabIndex = 0;
+    this.hiddenEl = document.createElement('div');
+    this.hiddenEl.className = 'ipylogfwd-hidden';
+    this.errorEl = document.createElement('div');
+    this.errorEl.className = 'ipylogfwd-error';
+    this.errorEl.hidden = true;
+    this.linesEl = document.createElement('div');
+    this.linesEl.className = 'ipylogfwd-lines';
+    this.body.append(this.hiddenEl, this.errorEl, this.linesEl);
+    this.listenForScrolling();
+    this.setFollow(true);
+    followers.add(this, this.linesEl);
+
+    el.replaceChildren(this.header, this.body);
+
+    this.listenTo(this.model, TRAITS_IN_HEADER, () => this.updateHeader());
+    this.listenTo(this.model, 'change:last_heard', () => this.updateHeard());
+    this.listenTo(this.model, 'change:collapsed', () => this.updateCollapsed());
+    this.listenTo(this.model, 'change:log_paths', () => this.updateHidden());
+    this.updateHeader();
+    this.updateHeard();
+    this.updateCollapsed();
+    this.timer = window.setInterval(() => this.updateHeard(), 1000);
+
+    for (const error of this.model.errors) {
+      this.showProtocolError(error);
+    }
+    this.attached = true;
+    this.model.attach(this); // renders the store, says hello, acks held barriers
+  }
+
+  remove(): void {
+    if (this.attached) {
+      this.attached = false;
+      this.model.detach(this);
+    }
+    window.clearInterval(this.timer);
+    window.removeEventListener('pointerup', this.onPointerUp);
+    followers.remove(this.linesEl);
+    super.remove();
+  }
+
+  // --- StoreView ------------------------------------------------------------------------
+
+  renderAll(): void {
+    this.openEls.clear();
+    const fragment = document.createDocumentFragment();
+    let block: HTMLElement | null = null;
+    for (const line of this.model.lines.all()) {
+      if (block === null || block.childElementCount >= BLOCK_LINES) {
+        block = appendBlock(fragment);
+      }
+      block.appendChild(this.lineElement(line));
+    }
+    this.linesEl.replaceChildren(fragment);
+    this.updateHidden();
+  }
+
+  /**
+   * Mirror one change of the store now: one removal from the front, the changed open lines
+   * re-rendered, one append. Written per message rather than per animation frame: measured
+   * with 16 procs printing flat out, one frame writing everything that piled up made longer
+   * tasks than writing each message as it comes (the store never hands over lines that a
+   * batch added and evicted, so a message costs at most max_lines new elements).
+   */
+  applyDelta(delta: Delta): void {
+    this.removeFirst(delta.removed);
+    for (const line of delta.changed) {
+      const el = this.openEls.get(line.id);
+      if (el !== undefined) {
+        renderRuns(el, line.runs);
+        if (!line.open) {
+          this.openEls.delete(line.id);
+        }
+      }
+    }
+    this.append(delta.added);
+    this.updateHidden();
+  }
+
+  showProtocolError(text: string): void {
+    this.errorEl.hidden = false;
+    this.errorEl.textContent = text;
+  }
+
+  // --- lines ------------------------------------------------------------------------------
+
+  private lineElement(line: StoredLine): HTMLElement {
+    const el = document.createElement('div');
+    el.className = line.stream === STDERR ? 'ipylogfwd-line ipylogfwd-stderr' : 'ipylogfwd-line';
+    el.dataset.stream = line.stream === STDERR ? 'stderr' : 'stdout';
+    renderRuns(el, line.runs);
+    if (line.open) {
+      this.openEls.set(line.id, el);
+    }
+    return el;
+  }
+
+  /** Append lines to the last block, opening new blocks as they fill. */
+  private append(lines: readonly StoredLine[]): void {
+    let i = 0;
+    let last = this.linesEl.lastElementChild as HTMLElement | null;
+    while (i < lines.length) {
+      if (last === null || last.childElementCount >= BLOCK_LINES) {
+        last = appendBlock(this.linesEl);
+      }
+      const room = BLOCK_LINES - last.childElementCount;
+      const end = Math.min(lines.length, i + room);
+      if (end - i === 1) {
+        last.appendChild(this.lineElement(lines[i]));
+      } else {
+        const fragment = document.createDocumentFragment();
+        for (let k = i; k < end; k++) {
+          fragment.appendChild(this.lineElement(lines[k]));
+        }
+        last.appendChild(fragment);
+      }
+      i = end;
+    }
+  }
+
+  /** Remove the first `count` lines: whole blocks while they fit, then lines of the next. */
+  private removeFirst(count: number): void {
+    let left = count;
+    while (left > 0) {
+      const block = this.linesEl.firstElementChild;
+      if (block === null) {
+        break;
+      }
+      const n = block.childElementCount;
+      if (n <= left) {
+        this.forgetOpen(block);
+        block.remove();
+        left -= n;
+        continue;
+      }
+      for (; left > 0; left--) {
+        const first = block.firstElementChild;
+        if (first === null) {
+          break;
+        }
+        this.forgetOpen(first);
+        first.remove();
+      }
+    }
+  }
+
+  /** Evicted lines can be open ones (a partial line pushed out): forget their elements. */
+  private forgetOpen(removed: Element): void {
+    if (this.openEls.size === 0) {
+      return;
+    }
+    for (const [id, el] of this.openEls) {
+      if (el === removed || removed.contains(el)) {
+        this.openEls.delete(id);
+      }
+    }
+  }
+
+  private updateHidden(): void {
+    const hidden = this.model.lines.hidden;
+    if (hidden <= 0) {
+      this.hiddenEl.hidden = true;
+      this.hiddenEl.textContent = '';
+      return;
+    }
+    const paths = this.model.getStrings('log_paths');
+    const where = paths.length > 0 ? ` — full log: ${paths.join(', ')}` : '';
+    this.hiddenEl.hidden = false;
+    this.hiddenEl.textContent = `${plural(hidden, 'earlier line')} not shown${where}`;
+  }
+
+  // --- following the output -------------------------------------------------------------------
+
+  /**
+   * Follow new output unless the user scrolled up; resume when they scroll back to the
+   * bottom. Only the user's own gestures stop following: scroll events also come from our
+   * own scrolling and from scroll anchoring when lines are evicted at the top, and those
+   * must not.
+   */
+  private listenForScrolling(): void {
+    const stop = (): void => {
+      this.setFollow(false);
+    };
+    this.body.addEventListener(
+      'wheel',
+      (e: WheelEvent) => {
+        if (e.deltaY < 0) {
+          stop();
+        }
+      },
+      { passive: true }
+    );
+    this.body.addEventListener('keydown', (e: KeyboardEvent) => {
+      if (['ArrowUp', 'PageUp', 'Home'].includes(e.key)) {
+        stop();
+      }
+    });
+    this.body.addEventListener('touchmove', stop, { passive: true });
+    this.body.addEventListener('pointerdown', () => {
+      this.dragging = true; // perhaps on the scrollbar
+    });
+    window.addEventListener('pointerup', this.onPointerUp);
+    // While the body is off screen its content is skipped and it reports no overflow (and
+    // scrolls to 0 on the way): those scroll events say nothing about the user.
+    this.body.addEventListener('contentvisibilityautostatechange', (e: Event) => {
+      if (e.target === this.body) {
+        this.skipped = 'skipped' in e && e.skipped === true;
+        if (!this.skipped) {
+          this.followNow(); // its size may have changed before this event, while skipped
+        }
+      }
+    });
+    this.body.addEventListener(
+      'scroll',
+      () => {
+        if (this.skipped) {
+          return;
+        }
+        const b = this.body;
+        const atBottom = b.scrollHeight - b.scrollTop - b.clientHeight <= 4;
+        if (atBottom) {
+          this.setFollow(true);
+        } else if (this.dragging) {
+          this.setFollow(false);
+        }
+      },
+      { passive: true }
+    );
+  }
+
+  /** Scroll to the bottom if following (Followers calls it after layout). */
+  followNow(): void {
+    if (this.follow && !this.body.hidden && !this.skipped) {
+      this.body.scrollTop = this.body.scrollHeight;
+    }
+  }
+
+  // --- header -----------------------------------------------------------------------------
+
+  private part(className: string): HTMLElement {
+    const span = document.createElement('span');
+    span.className = className;
+    return span;
+  }
+
+  private updateHeader(): void {
+    const m = this.model;
+    const rank = m.getNumber('rank', 0);
+    const state = m.getString('state', 'starting');
+    const exitText = m.getString('exit_text', '');
+    const pid = m.getNumber('pid', 0);
+    this.el.dataset.rank = String(rank);
+    this.el.dataset.state = state;
+    this.rankEl.textContent = `rank ${rank}`;
+    this.pidEl.textContent = pid > 0 ? `pid ${pid}` : 'no pid';
+    this.stateEl.textContent = stateText(state, exitText);
+    this.stateEl.dataset.state = state;
+    const out = m.getNumber('stdout_lines', 0);
+    const err = m.getNumber('stderr_lines', 0);
+    this.countsEl.textContent = `out ${out} · err ${err}`;
+    this.countsEl.title = `${plural(out, 'stdout line')}, ${plural(err, 'stderr line')}`;
+  }
+
+  private updateHeard(): void {
+    const last = this.model.getNumber('last_heard', 0);
+    this.heardEl.textContent = sinceText(last, Date.now() / 1000);
+    this.heardEl.title = last > 0 ? new Date(last * 1000).toLocaleString() : '';
+  }
+
+  private updateCollapsed(): void {
+    const collapsed = this.model.get('collapsed') === true;
+    this.el.classList.toggle('ipylogfwd-collapsed', collapsed);
+    this.body.hidden = collapsed;
+    this.toggle.textContent = collapsed ? '▸' : '▾';
+    this.toggle.title = collapsed ? 'Show output' : 'Hide output';
+    this.toggle.setAttribute('aria-expanded', String(!collapsed));
+  }
+}
