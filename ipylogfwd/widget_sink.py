@@ -2,8 +2,9 @@
 
 The dispatcher thread writes text per rank and calls ``publish`` each tick; the sink sends
 each widget at most one ``lines`` message per publish, holding back text when the kernel's
-message budget (``MessageBudget``, shared by every widget) is spent, so the server's IOPub
-rate limit is never reached however many procs print. What is held back is bounded: past
+budget (``MessageBudget``, shared by every widget: messages per second for the server's IOPub
+rate limit, lines per second for the page's rendering) is spent, so neither the server nor
+the page is overrun however many procs print. What is held back is bounded: past
 ``max_lines`` lines per proc, the oldest are dropped from the view (they are in the log file)
 and counted in the next message's ``dropped``.
 
@@ -35,22 +36,34 @@ VIEW_GRACE = 2.0
 
 
 class MessageBudget:
-    """A token bucket for widget messages, shared by every widget of the kernel."""
+    """Token buckets for what widgets send, shared by every widget of the kernel: messages
+    (the server's IOPub rate limit counts them) and lines (what the page must render)."""
 
-    def __init__(self, rate: float = 250.0, burst: float = 100.0) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._tokens = burst
+    def __init__(
+        self,
+        rate: float = 250.0,
+        burst: float = 100.0,
+        line_rate: float = 40_000.0,
+        line_burst: float = 40_000.0,
+    ) -> None:
+        self.rate, self.burst = rate, burst
+        self.line_rate, self.line_burst = line_rate, line_burst
+        self._tokens, self._lines = burst, line_burst
         self._stamp = time.monotonic()
         self._lock = threading.Lock()  # the dispatcher threads of several groups share it
 
-    def take(self) -> bool:
+    def take(self, lines: int) -> bool:
+        """Spend one message and ``lines`` lines if both are available now."""
         with self._lock:
             now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-            if self._tokens >= 1.0:
+            elapsed, self._stamp = now - self._stamp, now
+            self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
+            self._lines = min(self.line_burst, self._lines + elapsed * self.line_rate)
+            # A batch larger than the whole line budget may go once the bucket is full.
+            cost = min(lines, self.line_burst)
+            if self._tokens >= 1.0 and self._lines >= cost:
                 self._tokens -= 1.0
+                self._lines -= cost
                 return True
             return False
 
@@ -179,7 +192,7 @@ class WidgetSink:
                 break
             self._send_replay(rank)
         for rank, tail in self._pending.items():
-            if (tail.chunks or tail.dropped) and self._budget.take():
+            if (tail.chunks or tail.dropped) and self._budget.take(tail.lines):
                 self._send_lines(rank)
         self._pending_chars = sum(len(c[1]) for t in self._pending.values() for c in t.chunks)
 
