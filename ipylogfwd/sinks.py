@@ -145,13 +145,18 @@ class IOPubTextSink(TextSink):
         )
 
     def sync(self, timeout: float) -> bool:
-        io_thread = getattr(self._socket, "io_thread", None)
-        if io_thread is None:
-            return True
-        sent = threading.Event()
-        # The IOPub thread runs scheduled work in order: when this runs, our sends have gone.
-        io_thread.schedule(sent.set)
-        return sent.wait(timeout)
+        return iopub_sync(self._socket, timeout)
+
+
+def iopub_sync(socket: Any, timeout: float) -> bool:
+    """Wait until everything sent so far on the kernel's IOPub socket has left the process."""
+    io_thread = getattr(socket, "io_thread", None)
+    if io_thread is None:
+        return True
+    sent = threading.Event()
+    # The IOPub thread runs scheduled work in order: when this runs, our sends have gone.
+    io_thread.schedule(sent.set)
+    return sent.wait(timeout)
 
 
 def current_kernel() -> Any | None:

@@ -29,6 +29,7 @@ from typing import Any
 from . import protocol
 from .acks import AckHub
 from .queues import STDERR, STDOUT
+from .sinks import iopub_sync
 from .widgets import ProcsPanel, ProcWidget
 
 DEFAULT_MAX_LINES = 2000
@@ -207,13 +208,7 @@ class WidgetSink:
         self.widgets[rank].send(protocol.barrier(self._seq[rank], version))
 
     def sync(self, timeout: float) -> bool:
-        kernel = self.hub.kernel
-        io_thread = getattr(kernel.iopub_socket, "io_thread", None)
-        if io_thread is None:
-            return True
-        sent = threading.Event()
-        io_thread.schedule(sent.set)
-        return sent.wait(timeout)
+        return iopub_sync(self.hub.kernel.iopub_socket, timeout)
 
     def model_id(self, rank: int) -> str | None:
         w = self.widgets.get(rank)

@@ -12,9 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from kernel_driver import KernelDriver  # noqa: E402
 
 
-@pytest.fixture
-def kernel() -> Iterator[KernelDriver]:
-    """A fresh ipykernel with ipylogfwd loaded."""
+def _loaded_kernel() -> Iterator[KernelDriver]:
     k = KernelDriver()
     try:
         cell = k.execute("%load_ext ipylogfwd")
@@ -22,18 +20,18 @@ def kernel() -> Iterator[KernelDriver]:
         yield k
     finally:
         k.shutdown()
+
+
+@pytest.fixture
+def kernel() -> Iterator[KernelDriver]:
+    """A fresh ipykernel with ipylogfwd loaded."""
+    yield from _loaded_kernel()
 
 
 @pytest.fixture(scope="module")
 def shared_kernel() -> Iterator[KernelDriver]:
     """One ipykernel with ipylogfwd loaded, shared by a module's tests that leave it clean."""
-    k = KernelDriver()
-    try:
-        cell = k.execute("%load_ext ipylogfwd")
-        assert cell.status == "ok", cell.stderr
-        yield k
-    finally:
-        k.shutdown()
+    yield from _loaded_kernel()
 
 
 LINE = re.compile(r"^\[(\d+)\] (.*)$")
