@@ -324,6 +324,7 @@ class ProcGroup:
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
         self._refresh_error: Exception | None = None  # shown by status(); set by the control thread
+        self._refresh_lock = threading.Lock()
         self._watchdog = Watchdog()
         # The control thread: receives every proc's messages and watches for proc exits.
         self._control = threading.Thread(target=self._control_loop, name="ipylogfwd-control", daemon=True)
@@ -431,6 +432,10 @@ class ProcGroup:
             _kill_group(p.pid)  # children of the proc that outlived it
         for p in procs:
             p.process.join(1.0)
+        with self._lock:
+            for p in procs:
+                if p.exitcode is None and p.process.exitcode is not None:
+                    p.exitcode, p.state, p.busy_cell = p.process.exitcode, "exited", None
         # Everything written before the end is still delivered: wait for EOF on the pipes.
         key = ("stop", 0)
         self._tracker.begin(key, [p.rank for p in procs])
@@ -439,6 +444,10 @@ class ProcGroup:
             self._reader.weak_barrier(key, left, 1.0)
             self._tracker.wait(key, 1.0)
         self._tracker.finish(key)
+        try:
+            self._refresh_widgets()  # the last word in each header: how each proc ended
+        except Exception as exc:
+            self._refresh_error = exc
         self._stopping = True
         os.write(self._wake_w, b"x")
         self._control.join(2.0)
@@ -528,6 +537,7 @@ class ProcGroup:
         report = self._tracker.finish(key)
         with self._lock:
             self._executions.pop(execution.cell, None)
+        self._refresh_widgets()  # the headers show the cell's end now, not at the next tick
         if not report.ok:
             warnings.warn(
                 f"output of rank(s) {[e.rank for e in report.entries if e.outcome == 'timed out']} "
@@ -665,6 +675,10 @@ class ProcGroup:
     # --- the control thread ---------------------------------------------------------------
     def _refresh_widgets(self) -> None:
         """Push each proc's state into the headers of the recent cells' widgets."""
+        with self._refresh_lock:  # the control thread, and cell ends / shutdown on the caller's
+            self._refresh_widgets_locked()
+
+    def _refresh_widgets_locked(self) -> None:
         statuses = {p.rank: p for p in self.status().procs}
         now_wall, now = time.time(), time.monotonic()
         for sink in list(self._recent_sinks):

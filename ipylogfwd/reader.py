@@ -7,8 +7,8 @@ order. It is the only thread that touches the pipes, the framers and the log fil
 
 * Back-pressure: a proc whose queue is over budget is not read until the dispatcher drains
   it; its pipe fills and its writes block. Memory stays bounded; no byte is dropped.
-* Partial lines of a quiet stream are released after ``idle_release`` seconds, so a prompt
-  or a progress bar without ``\\n`` still shows.
+* A partial line held for ``idle_release`` seconds is released, so a prompt or a progress
+  bar redrawn with ``\\r`` shows (and moves) without waiting for its ``\\n``.
 * Weak barriers: on request, read what is in the pipe now and queue a barrier behind it,
   for a proc that did not serve a flush in time (it "got everything read so far").
 """
@@ -53,7 +53,7 @@ class _Stream:
     fd: int
     framer: StreamFramer
     log: LogFile
-    last_data: float = 0.0
+    partial_since: float | None = None  # when the partial line now held began to be held
     open: bool = True
 
 
@@ -95,7 +95,7 @@ class Reader:
         mailboxes: Mailboxes,
         *,
         max_line: int = DEFAULT_MAX_LINE,
-        idle_release: float = 0.2,
+        idle_release: float = 0.1,
     ) -> None:
         self._mailboxes = mailboxes
         self._max_line = max_line
@@ -203,8 +203,11 @@ class Reader:
         except OSError:
             data = b""  # treat a broken pipe as its end: the proc side is gone
         if data:
-            st.last_data = time.monotonic()
             items = st.framer.feed(data)
+            if not st.framer.has_partial:
+                st.partial_since = None
+            elif st.partial_since is None:
+                st.partial_since = time.monotonic()
         else:
             items = st.framer.finish()
             self._close(st)
@@ -236,8 +239,11 @@ class Reader:
         self._last_idle_check = now
         for proc in self._procs.values():
             for st in proc.streams.values():
-                if st.framer.has_partial and now - st.last_data >= self._idle_release:
+                # By age, not by quiet: a progress bar redrawing with \r every few ms never
+                # goes quiet, and must still be shown as it moves.
+                if st.partial_since is not None and now - st.partial_since >= self._idle_release:
                     self._mailboxes.put(st.rank, st.framer.release_partial())
+                    st.partial_since = None
                 st.log.flush()
 
     def _weak(self, cmd: _Weak) -> None:
