@@ -1,0 +1,31 @@
+"""The widgets in Notebook 7 (served by the same Jupyter server as JupyterLab)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .labdriver import LabServer, wait_for
+
+
+def test_widgets_and_rendered_flush_in_notebook_7(page: Any, lab: LabServer) -> None:
+    path = lab.write_notebook(
+        "nb7.ipynb",
+        [
+            "%load_ext ipylogfwd",
+            "%%procs 2\nfor i in range(30):\n    print(f'line {i:02d}')",
+            "r = %logflush\nprint('FLUSH', sorted(set(r.outcomes.values())))",
+        ],
+    )
+    page.goto(f"{lab.url}/notebooks/{path}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.get_by_text("Run", exact=True).first.click()
+    page.get_by_text("Run All Cells", exact=True).first.click()
+    wait_for(
+        page,
+        "() => document.body.innerText.includes(\"FLUSH ['rendered']\")",
+        "Notebook 7 to run all cells and %logflush to report 'rendered' for every proc",
+        timeout=120_000,
+    )
+    for rank in (0, 1):
+        texts = page.locator(f'.ipylogfwd-proc[data-rank="{rank}"] .ipylogfwd-line').all_inner_texts()
+        assert texts == [f"line {i:02d}" for i in range(30)], texts
