@@ -188,3 +188,15 @@ def version_satisfies(version: str, spec: str) -> bool:
 )
 def test_version_satisfies(version: str, spec: str, ok: bool) -> None:
     assert version_satisfies(version, spec) is ok
+
+
+def test_the_prebuilt_extension_is_installed_and_enabled() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    jupyter = Path(sys.executable).with_name("jupyter")
+    out = subprocess.run([str(jupyter), "labextension", "list"], capture_output=True, text=True, timeout=120)
+    text = out.stdout + out.stderr
+    line = next((l for l in text.splitlines() if "ipylogfwd" in l), "")
+    assert "v0.1.0" in line and "enabled" in line and "OK" in line, text
