@@ -33,6 +33,8 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 NOTEBOOKS = REPO / "notebooks"
 CHROMIUM = Path(os.environ.get("IPYLOGFWD_CHROMIUM", "/usr/bin/chromium"))
 VENV_BIN = Path(sys.executable).parent
+IPK6_KERNEL = "ipk6"
+IPK6_PYTHON = REPO / ".venv-ipk6" / "bin" / "python"
 
 # From /work/shared/TOOLCHAIN.md: flags that keep Chromium quiet on a closed network.
 CHROMIUM_ARGS = [
@@ -112,10 +114,10 @@ class LabServer:
         shutil.copy(src, dest)
         return dest.name
 
-    def write_notebook(self, name: str, cells: list[str]) -> str:
+    def write_notebook(self, name: str, cells: list[str], kernel: str = "python3") -> str:
         """A notebook of code cells (no outputs) in the root dir; returns its path there."""
         nb = nbformat.v4.new_notebook()
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+        nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
         nb.metadata["language_info"] = {"name": "python"}
         nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
         nbformat.write(nb, str(self.root / name))
@@ -144,6 +146,19 @@ def start_lab() -> Iterator[LabServer]:
     env["JUPYTER_RUNTIME_DIR"] = str(tmp / "runtime")
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env.pop("JUPYTER_TOKEN", None)
+    # A second kernel, "ipk6": ipykernel 6.29 from .venv-ipk6 (scripts/setup makes it), with
+    # ipylogfwd imported from this checkout; the views ack over the control channel there.
+    data = tmp / "data"
+    _write_json(
+        data / "kernels" / IPK6_KERNEL / "kernel.json",
+        {
+            "argv": [str(IPK6_PYTHON), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3 (ipykernel 6.29)",
+            "language": "python",
+            "env": {"PYTHONPATH": str(REPO)},
+        },
+    )
+    env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(data), env.get("JUPYTER_PATH", "")]))
 
     port = _free_port()
     log_path = ARTIFACTS / "jupyter-server.log"

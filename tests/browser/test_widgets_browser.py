@@ -454,3 +454,26 @@ def test_screenshots_light_and_dark(nb, lab):
     print("\n".join(str(s) for s in shots))
     for s in shots:
         assert s.stat().st_size > 10_000, s
+
+
+def test_rendered_flush_with_ipykernel_6_29(nb, lab):
+    """ipykernel 6.29 has no subshells: the views acknowledge over the control channel."""
+    from .labdriver import IPK6_KERNEL, IPK6_PYTHON
+
+    assert IPK6_PYTHON.exists(), f"{IPK6_PYTHON} is missing: run scripts/setup"
+    path = lab.write_notebook(
+        "ipk6.ipynb",
+        [
+            "import ipykernel; print(ipykernel.__version__)\n%load_ext ipylogfwd",
+            "%%procs 2\nfor i in range(40):\n    print(f'line {i:02d}')",
+            "r = %logflush\nprint(r.outcomes)",
+        ],
+        kernel=IPK6_KERNEL,
+    )
+    notebook = nb(path)
+    notebook.run_all()
+    assert notebook.output_text(0).startswith("6.29."), notebook.output_text(0)
+    assert "{0: 'rendered', 1: 'rendered'}" in notebook.output_text(2), notebook.output_text(2)
+    lines = notebook.lines(1)
+    for rank in (0, 1):
+        assert lines[rank]["stdout"] == [f"line {i:02d}" for i in range(40)]
