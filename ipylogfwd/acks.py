@@ -33,6 +33,7 @@ from . import protocol
 class _View:
     live: bool
     acked: int = 0
+    acked_at: float = 0.0  # monotonic time the latest ack arrived
     seen: float = field(default_factory=time.monotonic)
 
 
@@ -103,8 +104,8 @@ class AckHub:
                 view = views.setdefault(msg["view_id"], _View(live))
                 view.live = view.live or live
                 view.seen = time.monotonic()
-                if msg["type"] == "ack":
-                    view.acked = max(view.acked, msg["version"])
+                if msg["type"] == "ack" and msg["version"] > view.acked:
+                    view.acked, view.acked_at = msg["version"], time.monotonic()
                 else:
                     listeners = list(self._hello_listeners)
             self._cond.notify_all()
@@ -145,18 +146,17 @@ class AckHub:
             return self._cond.wait_for(lambda: self.live_seen, timeout)
 
     def wait_acks(self, model_ids: list[str], version: int, timeout: float) -> dict[str, float]:
-        """Wait until a view of each model acked ``version``; model id -> seconds it took.
-
-        Models missing from the result did not ack within ``timeout``.
+        """Wait until a view of each model acked ``version``; model id -> when the ack arrived
+        (``time.monotonic()``). Models missing from the result did not ack within ``timeout``.
         """
-        start = time.monotonic()
-        deadline = start + max(0.0, timeout)
+        deadline = time.monotonic() + max(0.0, timeout)
         done: dict[str, float] = {}
         with self._cond:
             while True:
                 for m in model_ids:
-                    if m not in done and any(v.acked >= version for v in self._views.get(m, {}).values()):
-                        done[m] = time.monotonic() - start
+                    acks = [v.acked_at for v in self._views.get(m, {}).values() if v.acked >= version]
+                    if m not in done and acks:
+                        done[m] = min(acks)
                 left = deadline - time.monotonic()
                 if len(done) == len(model_ids) or left <= 0:
                     return done

@@ -596,19 +596,23 @@ class ProcGroup:
                 self._tracker.wait(key, timeout - (time.monotonic() - started))
         finally:
             report = self._tracker.finish(key)  # also when interrupted: stop tracking it
-        return self._render_level(report, key, started + timeout)
+        return self._render_level(report, key, started, started + timeout)
 
-    def _render_level(self, report: FlushReport, key: BarrierKey, deadline: float) -> FlushReport:
-        """Raise each published proc to "rendered" once its view acknowledges the barrier."""
+    def _render_level(self, report: FlushReport, key: BarrierKey, started: float, deadline: float) -> FlushReport:
+        """Raise each published proc to "rendered" once its view acknowledges the barrier.
+
+        Ranks are waited for one after another, but each one's time is from the flush's start
+        to its own ack, so the report's times do not depend on the order of the waits.
+        """
         entries, reasons = [], set()
         for e in report.entries:
             sink = self._dispatcher.sink_of(key, e.rank)
             if e.outcome not in ("published", "weak") or sink is None:
                 entries.append(e)
                 continue
-            outcome, seconds = sink.render_wait(e.rank, report.version, deadline - time.monotonic())
-            if outcome == "rendered" and seconds is not None:
-                took = (e.seconds or 0.0) + seconds
+            outcome, acked_at = sink.render_wait(e.rank, report.version, deadline - time.monotonic())
+            if outcome == "rendered" and acked_at is not None:
+                took = acked_at - started
                 if e.outcome == "weak":
                     entries.append(FlushEntry(e.rank, "weak", took, "did not serve the flush in time: what was read is rendered"))
                 else:

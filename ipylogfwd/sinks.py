@@ -45,8 +45,8 @@ class Sink(Protocol):
         ...
 
     def render_wait(self, rank: int, version: int, timeout: float) -> tuple[str, float | None]:
-        """("rendered", seconds) once the view shows everything before barrier ``version``,
-        else (why not, None)."""
+        """("rendered", when its ack arrived on ``time.monotonic()``) once the view shows
+        everything before barrier ``version``, else (why not, None)."""
         ...
 
     @property

@@ -268,7 +268,8 @@ class WidgetSink:
                 self._request_publish()
 
     def render_wait(self, rank: int, version: int, timeout: float) -> tuple[str, float | None]:
-        """Wait for rank's view to ack ``version``: ("rendered", seconds) or (reason, None)."""
+        """Wait for rank's view to ack ``version``: ("rendered", when the ack arrived, on
+        ``time.monotonic()``) or (reason, None)."""
         model = self.model_id(rank)
         if model is None:
             return "no widget for this proc in its cell", None

@@ -18,6 +18,13 @@ def test_widgets_and_rendered_flush_in_notebook_7(page: Any, lab: LabServer) -> 
     )
     page.goto(f"{lab.url}/notebooks/{path}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    # Run All before the kernel is ready is lost: wait for it to be started and idle.
+    wait_for(
+        page,
+        "() => !!document.querySelector('.jp-Notebook-ExecutionIndicator[data-status=\"idle\"]')",
+        "Notebook 7's kernel to be idle (.jp-Notebook-ExecutionIndicator[data-status=idle])",
+        timeout=60_000,
+    )
     page.get_by_text("Run", exact=True).first.click()
     page.get_by_text("Run All Cells", exact=True).first.click()
     wait_for(
