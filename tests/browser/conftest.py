@@ -16,7 +16,6 @@ for state.
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -28,8 +27,6 @@ if TYPE_CHECKING:
 
     from .labdriver import LabServer, Notebook
 
-if importlib.util.find_spec("playwright") is None:  # the browser tests need Python's playwright
-    collect_ignore_glob = ["test_*.py"]
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +49,7 @@ def browser() -> Iterator[Browser]:
     from .labdriver import CHROMIUM, CHROMIUM_ARGS
 
     if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+        pytest.fail(f"no Chromium at {CHROMIUM}: scripts/setup installs it (apt-get install -y chromium)")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:

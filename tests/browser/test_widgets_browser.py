@@ -8,12 +8,10 @@ the widgets' DOM (the contract: ``.ipylogfwd-proc[data-rank][data-state]`` >
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 import time
 from typing import Any
 
-import pytest
 
 from .labdriver import NOTEBOOKS, Notebook, peak_rate, wait_for
 
@@ -177,7 +175,6 @@ def test_progress_bar_animates_in_place(nb, lab):
         assert len(seen) >= 5, f"rank {r}: the bar did not animate (texts seen: {seen})"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tqdm") is None, reason="tqdm is not installed in this venv")
 def test_real_tqdm_bar_on_stderr(nb, lab):
     path = lab.write_notebook(
         "tqdm.ipynb",
