@@ -289,14 +289,7 @@ def cell_done(page: Page, index: int, floor: int) -> bool:
     """What ``Notebook.wait_cell_done`` waits for, checked once."""
     return bool(
         page.evaluate(
-            """([i, floor]) => {
-                 const dialog = document.querySelector('.jp-Dialog');
-                 if (dialog) throw new Error('a dialog opened: ' + dialog.innerText.replace(/\\s+/g, ' '));
-                 const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
-                 const n = cell.model.executionCount;
-                 const p = cell.node.querySelector('.jp-InputArea-prompt');
-                 return n != null && n > floor && p && /\\[\\d+\\]/.test(p.textContent);
-               }""",
+            labdriver.CELL_DONE_JS,
             [index, floor],
         )
     )

@@ -118,9 +118,11 @@ class Dispatcher:
             with self._lock:
                 route = self._routes.setdefault(rank, {STDOUT: 0, STDERR: 0})
             counts = self.lines.setdefault(rank, [0, 0, 0])
+            sinks: dict[int, Sink] = {}  # cell -> sink, looked up once per drain, not per item
             for item in items:
                 if isinstance(item, Log):
-                    sink = self._sink(route[item.stream], rank)
+                    cell = route[item.stream]
+                    sink = sinks.get(cell) or sinks.setdefault(cell, self._sink(cell, rank))
                     sink.write(rank, item.stream, item.text)
                     touched[id(sink)] = sink
                     counts[item.stream] += item.newlines

@@ -119,14 +119,8 @@ class ProcStatus:
 
     @property
     def exit(self) -> str:
-        if self.exitcode is None:
-            return ""
-        if self.exitcode < 0:
-            try:
-                return f"killed by {signal.Signals(-self.exitcode).name}"
-            except ValueError:
-                return f"killed by signal {-self.exitcode}"
-        return f"exited with code {self.exitcode}"
+        """How the proc ended ("exited with code 3", "killed by SIGKILL"); "" while alive."""
+        return "" if self.exitcode is None else _describe_exit(self.exitcode)
 
 
 @dataclass(frozen=True)

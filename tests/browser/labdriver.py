@@ -70,6 +70,18 @@ def _write_json(path: Path, data: Any) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+# True once cell [i] has a new execution count (> floor) and its prompt shows [N]; throws
+# (with its text) if a dialog opened, e.g. "Select Kernel", instead of waiting on it.
+CELL_DONE_JS = """([i, floor]) => {
+                 const dialog = document.querySelector('.jp-Dialog');
+                 if (dialog) throw new Error('a dialog opened: ' + dialog.innerText.replace(/\\s+/g, ' '));
+                 const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
+                 const n = cell.model.executionCount;
+                 const p = cell.node.querySelector('.jp-InputArea-prompt');
+                 return n != null && n > floor && p && /\\[\\d+\\]/.test(p.textContent);
+               }"""
+
+
 @dataclass
 class LabServer:
     url: str  # http://127.0.0.1:PORT
@@ -320,14 +332,7 @@ class Notebook:
         prompt = self.cell(index).locator(".jp-InputArea-prompt")
         _wait_for_function(
             self.page,
-            """([i, floor]) => {
-                 const dialog = document.querySelector('.jp-Dialog');
-                 if (dialog) throw new Error('a dialog opened: ' + dialog.innerText.replace(/\\s+/g, ' '));
-                 const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
-                 const n = cell.model.executionCount;
-                 const p = cell.node.querySelector('.jp-InputArea-prompt');
-                 return n != null && n > floor && p && /\\[\\d+\\]/.test(p.textContent);
-               }""",
+            CELL_DONE_JS,
             timeout,
             f"cell {index} of {self.path} to finish (prompt [N] with N > {floor})",
             arg=[index, floor],

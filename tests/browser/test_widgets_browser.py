@@ -138,6 +138,19 @@ SAMPLER = """
 """
 
 
+def _run_bar(n: Notebook) -> tuple[dict[int, dict[str, list[str]]], dict[str, Any]]:
+    """Run a 3-cell bar notebook (load, bar, %logflush) while sampling the bar cell's DOM;
+    the widgets' final lines and what the sampler saw."""
+    n.run_cell(0)
+    n.page.evaluate(SAMPLER, [1])
+    n.run_cell(1)
+    n.wait_procs(1, 2)
+    n.run_cell(2)
+    n.page.evaluate("() => clearInterval(window.__sampler)")
+    assert_rendered(n.output_text(2), range(2))
+    return n.lines(1), n.page.evaluate("() => window.__samples")
+
+
 def test_progress_bar_animates_in_place(nb, lab):
     path = lab.write_notebook(
         "bar.ipynb",
@@ -154,16 +167,7 @@ def test_progress_bar_animates_in_place(nb, lab):
             "%logflush",
         ],
     )
-    n: Notebook = nb(path)
-    n.run_cell(0)
-    n.page.evaluate(SAMPLER, [1])
-    n.run_cell(1)
-    n.wait_procs(1, 2)
-    n.run_cell(2)
-    n.page.evaluate("() => clearInterval(window.__sampler)")
-    assert_rendered(n.output_text(2), range(2))
-    samples = n.page.evaluate("() => window.__samples")
-    lines = n.lines(1)
+    lines, samples = _run_bar(nb(path))
     for r in range(2):
         assert lines[r] == {"stdout": ["49/50"], "stderr": []}, f"rank {r}: the bar did not end as one line: {lines[r]}"
         s = samples[str(r)]
@@ -187,16 +191,7 @@ def test_real_tqdm_bar_on_stderr(nb, lab):
             "%logflush",
         ],
     )
-    n: Notebook = nb(path)
-    n.run_cell(0)
-    n.page.evaluate(SAMPLER, [1])
-    n.run_cell(1)
-    n.wait_procs(1, 2)
-    n.run_cell(2)
-    n.page.evaluate("() => clearInterval(window.__sampler)")
-    assert_rendered(n.output_text(2), range(2))
-    samples = n.page.evaluate("() => window.__samples")
-    lines = n.lines(1)
+    lines, samples = _run_bar(nb(path))
     for r in range(2):
         assert len(lines[r]["stderr"]) == 1 and "50/50" in lines[r]["stderr"][0], f"rank {r}: {lines[r]}"
         assert samples[str(r)]["maxLines"]["stderr"] == 1
