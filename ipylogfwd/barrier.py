@@ -75,6 +75,15 @@ class BarrierTracker:
                     p.eof.add(rank)
                     self._settle(p, rank, stream)
 
+    def exited(self, key: BarrierKey, ranks: list[int]) -> None:
+        """These ranks' procs had exited when ``key`` began: whatever completes them there
+        (the end of their pipes, or a drain of what they left in them) is reported as
+        "exited"."""
+        with self._cond:
+            p = self._pending.get(key)
+            if p is not None:
+                p.eof.update(r for r in ranks if r in p.needs)
+
     def forget_rank(self, rank: int) -> None:
         """A rank's proc was replaced: its streams are new."""
         with self._cond:

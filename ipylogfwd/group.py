@@ -87,6 +87,8 @@ class _Proc:
     last_heard: float = 0.0
     exitcode: int | None = None
     conn_open: bool = True
+    flush_unserved: int = 0  # the last flush version sent that the proc did not serve in time
+    flush_read: int = 0  # the last flush version the proc says it has read and marked
     # Main thread and others send exec/flush requests: one send at a time per connection.
     send_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -578,11 +580,25 @@ class ProcGroup:
         version = next(self._versions)
         key = ("flush", version)
         self._tracker.begin(key, ranks)
+        asked: list[_Proc] = []
         try:
             with self._lock:
                 procs = [self._procs[r] for r in ranks]
-            for p in procs:
-                p.send(messages.flush(version))
+                dead = [p.rank for p in procs if not p.alive]
+                # A proc that has still not read a request it failed to serve in time is stuck
+                # (a loop holding the GIL): piling more onto its control channel would fill
+                # it and block this send. It gets the weaker barrier at once instead.
+                stuck = [p.rank for p in procs if p.alive and p.flush_unserved > p.flush_read]
+            asked = [p for p in procs if p.alive and p.rank not in stuck]
+            for p in asked:
+                if not p.send(messages.flush(version)):
+                    stuck.append(p.rank)
+            if dead:
+                # Everything a dead proc wrote is in its pipe now; a child of it may hold the
+                # pipe open for long, so do not wait for the pipe's end.
+                self._tracker.exited(key, dead)
+            if dead or stuck:
+                self._reader.weak_barrier(key, sorted(dead + stuck), max(0.1, timeout / 2))
             left = self._tracker.wait(key, serve)
             if left:
                 remaining = timeout - (time.monotonic() - started)
@@ -590,6 +606,10 @@ class ProcGroup:
                 self._tracker.wait(key, timeout - (time.monotonic() - started))
         finally:
             report = self._tracker.finish(key)  # also when interrupted: stop tracking it
+        with self._lock:
+            for p in asked:
+                if report[p.rank].outcome in ("weak", "timed out"):
+                    p.flush_unserved = version
         return self._render_level(report, key, started, started + timeout)
 
     def _render_level(self, report: FlushReport, key: BarrierKey, started: float, deadline: float) -> FlushReport:
@@ -728,6 +748,8 @@ class ProcGroup:
                 p.state = "idle"
             elif msg["type"] == "started":
                 p.state = "running"
+            elif msg["type"] == "flushed":
+                p.flush_read = max(p.flush_read, msg["version"])
             elif msg["type"] == "heartbeat":
                 if p.state != "starting":
                     p.state = "running" if msg["busy_cell"] is not None else "idle"

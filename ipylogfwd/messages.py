@@ -51,6 +51,14 @@ class Started(TypedDict):
     cell: int
 
 
+class Flushed(TypedDict):
+    """The proc has read flush request ``version`` and marked its streams."""
+
+    type: Literal["flushed"]
+    v: int
+    version: int
+
+
 class Result(TypedDict):
     type: Literal["result"]
     v: int
@@ -63,10 +71,10 @@ class Result(TypedDict):
 
 
 ToProc = Union[Exec, Flush, Shutdown]
-FromProc = Union[Hello, Heartbeat, Started, Result]
+FromProc = Union[Hello, Heartbeat, Started, Flushed, Result]
 
 _TO_PROC = {"exec", "flush", "shutdown"}
-_FROM_PROC = {"hello", "heartbeat", "started", "result"}
+_FROM_PROC = {"hello", "heartbeat", "started", "flushed", "result"}
 
 
 class ProtocolError(RuntimeError):
@@ -106,6 +114,10 @@ def heartbeat(busy_cell: int | None) -> Heartbeat:
 
 def started(cell: int) -> Started:
     return {"type": "started", "v": PROTOCOL_VERSION, "cell": cell}
+
+
+def flushed(version: int) -> Flushed:
+    return {"type": "flushed", "v": PROTOCOL_VERSION, "version": version}
 
 
 def result(

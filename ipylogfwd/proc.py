@@ -93,6 +93,11 @@ class _Proc:
                     self.jobs.put(msg)
                 elif msg["type"] == "flush":
                     self.mark("B", msg["version"])
+                    try:
+                        self.send(messages.flushed(msg["version"]))
+                    except (EOFError, OSError):
+                        _die_with_kernel()
+                        return
                 elif msg["type"] == "shutdown":
                     self.jobs.put(None)
             else:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,3 +46,31 @@ def by_rank(text: str) -> dict[int, list[str]]:
         assert m, f"line without a rank prefix: {line!r}"
         out.setdefault(int(m.group(1)), []).append(m.group(2))
     return out
+
+
+# --- figures the fault tests measure (peak RSS, flush times, time until orphans are gone) ----
+_FIGURES: list[tuple[str, str]] = []
+
+
+@pytest.fixture(scope="session")
+def record_figure() -> Callable[[str, str], None]:
+    """Record one measured figure; all are printed after the run and kept in
+    ``tests/artifacts/figures.txt`` (they are observations, not pass/fail thresholds)."""
+
+    def record(name: str, value: str) -> None:
+        _FIGURES.append((name, value))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _FIGURES:
+        return
+    terminalreporter.section("figures measured by the tests")
+    width = max(len(n) for n, _ in _FIGURES)
+    lines = [f"{n:<{width}}  {v}" for n, v in _FIGURES]
+    for line in lines:
+        terminalreporter.write_line(line)
+    out = Path(__file__).parent / "artifacts"
+    out.mkdir(exist_ok=True)
+    (out / "figures.txt").write_text("\n".join(lines) + "\n")
