@@ -39,6 +39,38 @@ class FakeClock:
         return self.now
 
 
+def test_tail_bounds_characters_dropping_whole_lines_first() -> None:
+    tail = _Tail(limit=100, max_chars=1000)
+    for i in range(10):
+        tail.add(1, f"{i}" * 299 + "\n", 1)
+        assert tail.chars <= 2000
+    tail.trim()
+    dropped, chunks = tail.take()
+    text = "".join(t for _, t in chunks)
+    # The newest whole lines that fit, the others counted as dropped.
+    assert text == "".join(f"{i}" * 299 + "\n" for i in range(7, 10))
+    assert dropped == 7
+
+
+def test_tail_keeps_the_end_of_a_line_redrawn_forever() -> None:
+    tail = _Tail(limit=100, max_chars=1000)
+    for i in range(100_000):
+        tail.add(1, f"\r{i}", 0)
+        assert tail.chars <= 2000 + 7
+    tail.trim()
+    dropped, chunks = tail.take()
+    assert dropped == 0 and len(chunks) == 1
+    text = chunks[0][1]
+    assert text.startswith("\r") and text.endswith("\r99998\r99999") and len(text) <= 1000
+
+
+def test_budget_limits_characters() -> None:
+    budget = MessageBudget(rate=1000, burst=1000, line_rate=1e6, line_burst=1e6, char_rate=100, char_burst=1000)
+    assert budget.take(1, 600)
+    assert not budget.take(1, 600), "the character burst is spent"
+    assert budget.take(1, 300)
+
+
 def test_budget_limits_messages_and_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monkeypatch.setattr(widget_sink.time, "monotonic", clock)
