@@ -1,0 +1,358 @@
+"""The frontend side of benchmarks/compare.py: a recording jupyter_client frontend, the line
+checks, and a replay of jupyter_server's IOPub rate limiter.
+
+The recorder keeps what a notebook would show: stream text per cell and stream, and for
+display outputs (ipyparallel's ``%%px`` streams through ``display_data`` and then
+``update_display_data`` carrying the whole output so far) only the latest text of each
+display id. It also logs every IOPub message's arrival time, type and size, which is what
+the rate-limit replay needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+from jupyter_client.manager import KernelManager
+
+# A workload line as written by compare_workload.line(), possibly after a prefix the system
+# adds (ipylogfwd "[r] ", Monarch "[vm …] [r] ", ipyparallel "[stdout:r] " on a display's
+# first line); it must end the line.
+TOKEN_START = re.compile(r"Q\d\d[oe]\d")
+
+
+def line_pattern(payload: int) -> re.Pattern[str]:
+    """Matches one intact workload line (rank, stream letter, sequence) ending at a newline."""
+    return re.compile(r"Q(\d\d)([oe])(\d{7}) x{%d}(?=\n|$)" % payload)
+
+
+@dataclass
+class Traffic:
+    """One IOPub message as the frontend saw it (for the rate-limit replay and counts)."""
+
+    at: float  # time.time() on arrival
+    msg_type: str
+    nbytes: int  # JSON size of header, parent header, metadata and content
+    parent: str
+    idle: bool = False
+
+
+@dataclass
+class Recording:
+    """Everything the frontend received, by parent cell."""
+
+    streams: dict[str, dict[str, list[str]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    displays: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # id -> (parent, stream, text)
+    traffic: list[Traffic] = field(default_factory=list)
+    last_output_at: dict[str, float] = field(default_factory=dict)  # parent -> last workload output
+
+
+class Recorder:
+    """A jupyter_client frontend whose own thread drains IOPub as fast as it comes.
+
+    The kernel is started with ``env`` (plus a marker variable, so every process it starts,
+    however detached, can be found and killed by ``kill_tree``).
+    """
+
+    def __init__(self, env: dict[str, str], marker: str) -> None:
+        self.marker = marker
+        self.km = KernelManager(kernel_name="python3")
+        # The kernel's own stdout/stderr (where some systems echo the procs' output too) are
+        # discarded: a terminal or a log file there would add cost that no notebook pays.
+        self.km.start_kernel(env={**os.environ, **env, "COMPARE_RUN_MARKER": marker},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+        self.rec = Recording()
+        self._idle: set[str] = set()
+        self._cond = threading.Condition()
+        self._stop = False
+        self.pump_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._pump, name="compare-iopub", daemon=True)
+        self._thread.start()
+
+    @property
+    def pid(self) -> int:
+        return self.km.provisioner.pid  # type: ignore[union-attr]
+
+    def reset(self) -> None:
+        """Forget what was recorded (between runs)."""
+        with self._cond:
+            self.rec = Recording()
+
+    def _pump(self) -> None:
+        chan = self.kc.iopub_channel
+        try:
+            while not self._stop:
+                try:
+                    msg = chan.get_msg(timeout=0.1)
+                except queue.Empty:
+                    continue
+                self._on_msg(msg)
+        except BaseException as exc:  # surfaced by wait_idle()
+            self.pump_error = exc
+            with self._cond:
+                self._cond.notify_all()
+
+    def _on_msg(self, msg: dict[str, Any]) -> None:
+        now = time.time()
+        parent = msg["parent_header"].get("msg_id", "")
+        mtype = msg["msg_type"]
+        content = msg["content"]
+        size = sum(len(json.dumps(msg[k], default=str)) for k in ("header", "parent_header", "metadata", "content"))
+        rec = self.rec
+        idle = mtype == "status" and content.get("execution_state") == "idle"
+        rec.traffic.append(Traffic(now, mtype, size, parent, idle))
+        if mtype == "stream":
+            rec.streams[parent][content["name"]].append(content["text"])
+            if TOKEN_START.search(content["text"]):
+                rec.last_output_at[parent] = now
+        elif mtype in ("display_data", "update_display_data"):
+            did = (content.get("transient") or {}).get("display_id")
+            text = content.get("data", {}).get("text/plain", "")
+            if did:
+                first_parent = rec.displays.get(did, (parent, "", ""))[0]
+                stream = "stderr" if did.endswith("-stderr") else "stdout"
+                rec.displays[did] = (first_parent, stream, text)
+                if TOKEN_START.search(text):
+                    rec.last_output_at[parent] = now
+        if idle:
+            with self._cond:
+                self._idle.add(parent)
+                self._cond.notify_all()
+
+    def send(self, code: str) -> str:
+        """Queue one cell; its msg_id."""
+        return self.kc.execute(code, store_history=False, user_expressions={"r": "_bench"} if "_bench" in code else {})
+
+    def wait_idle(self, msg_id: str, timeout: float, what: str) -> None:
+        """Block until the cell ``msg_id`` has gone idle on IOPub; TimeoutError names ``what``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while msg_id not in self._idle:
+                if self.pump_error is not None:
+                    raise RuntimeError("IOPub pump failed") from self.pump_error
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{what}: the cell did not go idle within {timeout:.0f} s")
+                self._cond.wait(min(left, 0.5))
+
+    def reply(self, msg_id: str, timeout: float, what: str) -> dict[str, Any]:
+        """The execute_reply of ``msg_id``; raises RuntimeError with the error if the cell failed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{what}: no execute_reply within {timeout:.0f} s")
+            try:
+                msg = self.kc.get_shell_msg(timeout=min(left, 1.0))
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                c = msg["content"]
+                if c["status"] != "ok":
+                    raise RuntimeError(f"{what}: cell failed: {c.get('ename')}: {c.get('evalue')}")
+                return msg
+
+    def run(self, code: str, timeout: float, what: str) -> Any:
+        """Run one cell to the end; the JSON value of its ``_bench`` variable if it sets one."""
+        msg_id = self.send(code)
+        rep = self.reply(msg_id, timeout, what)
+        self.wait_idle(msg_id, timeout, what)
+        return bench_value(rep, what)
+
+    def quiet(self, seconds: float, limit: float) -> None:
+        """Wait until no IOPub message arrived for ``seconds`` (at most ``limit`` s in all)."""
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            last = self.rec.traffic[-1].at if self.rec.traffic else 0.0
+            if time.time() - last >= seconds:
+                return
+            time.sleep(min(seconds / 4, 0.1))
+
+    def kill_tree(self) -> list[int]:
+        """Shut the kernel down and kill every process started under it; the pids killed late."""
+        self._stop = True
+        self._thread.join(2.0)
+        try:
+            self.kc.stop_channels()
+            self.km.shutdown_kernel(now=True)
+        except Exception:  # noqa: BLE001 - the kernel may be gone already; the sweep below still runs
+            pass
+        return kill_marked(self.marker)
+
+
+def kill_marked(marker: str) -> list[int]:
+    """SIGKILL every process whose environment carries COMPARE_RUN_MARKER=marker; their pids."""
+    killed = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            env = p.environ()
+        except (psutil.Error, OSError):
+            continue
+        if env.get("COMPARE_RUN_MARKER") == marker:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+                killed.append(p.pid)
+            except OSError:
+                pass
+    return killed
+
+
+def bench_value(reply: dict[str, Any], what: str) -> Any:
+    """The ``_bench`` user expression of an execute_reply, decoded from JSON (None if absent)."""
+    ue = reply["content"].get("user_expressions", {}).get("r")
+    if ue is None:
+        return None
+    if ue.get("status") != "ok":
+        raise RuntimeError(f"{what}: _bench not readable: {ue.get('ename')}: {ue.get('evalue')}")
+    import ast
+
+    return json.loads(ast.literal_eval(ue["data"]["text/plain"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Line checks
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LineCheck:
+    """What the frontend shows of one run, against what the procs wrote."""
+
+    expected: int = 0
+    intact: int = 0  # intact workload lines seen anywhere (copies included)
+    lost: int = 0  # lines never seen intact
+    duplicated: int = 0  # extra intact copies
+    out_of_order: int = 0  # lines seen after a later line of the same proc and stream
+    mangled: int = 0  # line starts that did not make an intact line (split or merged lines)
+    wrong_stream: int = 0  # a stdout line shown as stderr or the reverse
+    wrong_cell: int = 0  # intact lines attributed to the next cell
+    elsewhere: int = 0  # intact lines attributed to any other cell
+
+
+def texts_by_parent(rec: Recording) -> list[tuple[str, str, str]]:
+    """(parent, stream name, text) for every cell's streams and every display's final text."""
+    out = [(parent, name, "".join(chunks)) for parent, by in rec.streams.items() for name, chunks in by.items()]
+    out += [(parent, stream, text) for parent, stream, text in rec.displays.values()]
+    return out
+
+
+def check_lines(rec: Recording, nprocs: int, lines: int, payload: int, cell: str, next_cell: str,
+                only_prefixed: str | None = None) -> LineCheck:
+    """Count lost, duplicated, out-of-order, mangled and misattributed lines.
+
+    ``only_prefixed``: count only lines whose text before the token matches this regex (to
+    look at one delivery path of a system that shows each line twice).
+    """
+    pat = line_pattern(payload)
+    pre = re.compile(only_prefixed) if only_prefixed else None
+    seen = {(r, s): bytearray(lines) for r in range(nprocs) for s in "oe"}
+    last = {k: -1 for k in seen}
+    chk = LineCheck(expected=2 * nprocs * lines)
+    for parent, name, text in texts_by_parent(rec):
+        starts = len(TOKEN_START.findall(text))
+        matched = 0
+        for m in pat.finditer(text):
+            if pre is not None:
+                bol = text.rfind("\n", 0, m.start()) + 1
+                if not pre.fullmatch(text, bol, m.start()):
+                    continue
+            matched += 1
+            key = (int(m.group(1)), m.group(2))
+            seq = int(m.group(3))
+            if key not in seen or seq >= lines:
+                continue
+            chk.intact += 1
+            if seen[key][seq]:
+                chk.duplicated += 1
+            else:
+                seen[key][seq] = 1
+                if seq < last[key]:
+                    chk.out_of_order += 1
+                last[key] = max(last[key], seq)
+            if (key[1] == "o") != (name == "stdout"):
+                chk.wrong_stream += 1
+            if parent == next_cell:
+                chk.wrong_cell += 1
+            elif parent != cell:
+                chk.elsewhere += 1
+        if pre is None:
+            chk.mangled += max(0, starts - matched)
+    chk.lost = sum(b.count(0) for b in seen.values())
+    return chk
+
+
+# ---------------------------------------------------------------------------------------------
+# jupyter_server's IOPub rate limiter, replayed
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RateReplay:
+    msgs: int = 0  # messages the limiter looked at (all but status, comm_open, execute_input)
+    dropped: int = 0
+    dropped_output: int = 0  # of which stream / display messages
+    msg_limit_hit: bool = False
+    data_limit_hit: bool = False
+
+
+def replay_rate_limits(traffic: list[Traffic], msg_rate: float = 1000.0, data_rate: float = 1e6,
+                       window: float = 3.0) -> RateReplay:
+    """Replay jupyter_server's default IOPub limits over recorded arrival times and sizes.
+
+    Same bookkeeping as the server's channel handler: a sliding ``window`` of counted
+    messages (bytes only for streams), limits checked as count/window, a limit lifts below
+    80 % of it, every idle status resets the window, and while a limit holds the message is
+    not forwarded (and leaves the window). Sizes are the JSON of the four message dicts (the server counts the raw
+    frames, a few bytes more).
+    """
+    out = RateReplay()
+    q: list[tuple[float, int]] = []
+    head = 0
+    count = nbytes = 0
+    msgs_over = data_over = False
+    for t in traffic:
+        if t.idle:
+            q, head, count, nbytes, msgs_over, data_over = [], 0, 0, 0, False, False
+        if t.msg_type in ("status", "comm_open", "execute_input"):
+            continue
+        while head < len(q) and t.at >= q[head][0]:
+            count -= 1
+            nbytes -= q[head][1]
+            head += 1
+        b = t.nbytes if t.msg_type == "stream" else 0
+        count += 1
+        nbytes += b
+        q.append((t.at + window, b))
+        out.msgs += 1
+        if count / window > msg_rate:
+            msgs_over = True
+            out.msg_limit_hit = True
+        elif msgs_over and count / window < 0.8 * msg_rate:
+            msgs_over = False
+        if nbytes / window > data_rate:
+            data_over = True
+            out.data_limit_hit = True
+        elif data_over and nbytes / window < 0.8 * data_rate:
+            data_over = False
+        if msgs_over or data_over:
+            # a message not forwarded leaves the window again
+            count -= 1
+            nbytes -= b
+            q.pop()
+            out.dropped += 1
+            if t.msg_type in ("stream", "display_data", "update_display_data"):
+                out.dropped_output += 1
+    return out
