@@ -14,6 +14,7 @@ from .barrier import FlushEntry, FlushReport
 from .errors import (
     FlushWarning,
     IpylogfwdError,
+    LogFileWarning,
     ProcDiedError,
     ProcsBusyError,
     ProcsError,
@@ -32,6 +33,7 @@ __all__ = [
     "FlushWarning",
     "GroupStatus",
     "IpylogfwdError",
+    "LogFileWarning",
     "ProcDiedError",
     "ProcGroup",
     "ProcStatus",

@@ -57,3 +57,8 @@ class ProcDiedError(IpylogfwdError):
 
 class FlushWarning(UserWarning):
     """A flush returned without every proc reaching the full barrier (see its report)."""
+
+
+class LogFileWarning(UserWarning):
+    """A proc's log file could not be written (directory unwritable, disk full): the file stops
+    there, and forwarding to the notebook goes on."""

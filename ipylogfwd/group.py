@@ -38,7 +38,7 @@ from typing import Any
 from . import markers, messages, proc
 from .barrier import BarrierTracker, FlushEntry, FlushReport
 from .dispatcher import Dispatcher
-from .errors import ProcDiedError, ProcsBusyError, ProcsError, ProcStartError, ProcTimeoutError, UsageError
+from .errors import LogFileWarning, ProcDiedError, ProcsBusyError, ProcsError, ProcStartError, ProcTimeoutError, UsageError
 from .logfiles import default_logdir, log_path
 from .queues import STDERR, STDOUT, BarrierKey, Mailboxes
 from .reader import Reader, make_pipe
@@ -322,6 +322,7 @@ class ProcGroup:
         self._refresh_error: Exception | None = None  # shown by status(); set by the control thread
         self._refresh_lock = threading.Lock()
         self._watchdog = Watchdog()
+        self._log_errors_shown: set[str] = set()  # warned about once each (caller's thread)
         # The control thread: receives every proc's messages and watches for proc exits.
         self._control = threading.Thread(target=self._control_loop, name="ipylogfwd-control", daemon=True)
         self._control.start()
@@ -336,6 +337,7 @@ class ProcGroup:
         except BaseException:
             self._stop(timeout=2.0)
             raise
+        self._warn_log_errors()
 
     def _spawn(self, ctx: Any, rank: int, die_with_parent: bool) -> None:
         out_r, out_w = make_pipe()
@@ -534,6 +536,7 @@ class ProcGroup:
         with self._lock:
             self._executions.pop(execution.cell, None)
         self._refresh_widgets()  # the headers show the cell's end now, not at the next tick
+        self._warn_log_errors()
         if not report.ok:
             warnings.warn(
                 f"output of rank(s) {[e.rank for e in report.entries if e.outcome == 'timed out']} "
@@ -610,6 +613,7 @@ class ProcGroup:
             for p in asked:
                 if report[p.rank].outcome in ("weak", "timed out"):
                     p.flush_unserved = version
+        self._warn_log_errors()
         return self._render_level(report, key, started, started + timeout)
 
     def _render_level(self, report: FlushReport, key: BarrierKey, started: float, deadline: float) -> FlushReport:
@@ -772,6 +776,18 @@ class ProcGroup:
             execution._fail(p.rank, f"proc {p.rank} {_describe_exit(p.exitcode)} while running the cell\n")
 
     # --- helpers --------------------------------------------------------------------------
+    def _warn_log_errors(self) -> None:
+        """Warn, once per file, about log files that could not be written."""
+        for error in self._reader.log_errors().values():
+            if error not in self._log_errors_shown:
+                self._log_errors_shown.add(error)
+                warnings.warn_explicit(
+                    f"{error}; that log file stops here, the output still reaches the notebook",
+                    LogFileWarning,
+                    "ipylogfwd",
+                    0,
+                )
+
     def _check_open(self) -> None:
         if self._closed:
             raise UsageError("this ProcGroup has been shut down; start a new one or call restart()")
