@@ -76,9 +76,12 @@ def test_interrupt_during_logflush_returns_promptly_and_procs_keep_their_state(r
 
 def test_kernel_restart_takes_procs_and_children_and_procs_work_after(kernel: KernelDriver, record_figure) -> None:
     procs, children = _pids_and_children(kernel, 3)
-    kernel.km.restart_kernel(now=False)
-    took = _seconds_until_gone(procs + children, 5)
-    record_figure("kernel restart: procs and their children gone", f"{took:.2f} s")
+    t0 = time.monotonic()
+    kernel.km.restart_kernel(now=False)  # returns once the old kernel is gone, the new one started
+    restarted = time.monotonic() - t0
+    took = restarted + _seconds_until_gone(procs + children, max(0.0, 5 - restarted))
+    assert took < 5
+    record_figure("kernel restart: procs and their children gone", f"within {took:.2f} s of the request")
     kernel.kc.wait_for_ready(timeout=60)
     assert kernel.execute("%load_ext ipylogfwd").status == "ok"
     after = kernel.execute("%%procs 2\nimport os\nos.getpid()")
@@ -86,27 +89,17 @@ def test_kernel_restart_takes_procs_and_children_and_procs_work_after(kernel: Ke
     assert not set(eval(after.result_text() or "").values()) & set(procs)
 
 
-def test_kernel_sigkill_takes_procs_and_children() -> None:
+def test_kernel_sigkill_takes_procs_and_children(record_figure) -> None:
     k = KernelDriver()
     try:
         assert k.execute("%load_ext ipylogfwd").status == "ok"
         procs, children = _pids_and_children(k, 3)
         psutil.Process(k.pid).kill()
         took = _seconds_until_gone(procs + children, 5)
+        record_figure("kernel SIGKILL: procs and their children gone", f"{took:.2f} s")
     finally:
         k.kc.stop_channels()
         k.km.cleanup_resources()
-    _FIGURES_LATE.append(("kernel SIGKILL: procs and their children gone", f"{took:.2f} s"))
-
-
-_FIGURES_LATE: list[tuple[str, str]] = []
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _report_late_figures(record_figure):
-    yield
-    for name, value in _FIGURES_LATE:
-        record_figure(name, value)
 
 
 def test_two_kernels_do_not_see_each_others_procs_or_logs() -> None:
