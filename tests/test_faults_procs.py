@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import by_rank
+from fake_frontend import FakeFrontend
 from kernel_driver import Cell, KernelDriver
 
 N_LINES = 5000
@@ -248,3 +249,18 @@ def test_stuck_procs_get_the_weaker_barrier_and_interrupt_and_restart_recover(
     record_figure("%procs --restart with a proc holding the GIL", f"{time.monotonic() - t0:.1f} s")
     fresh = kernel.execute("%%procs 3\n'fresh'")
     assert fresh.result_text() == "{0: 'fresh', 1: 'fresh', 2: 'fresh'}", fresh.error
+
+
+def test_the_widget_header_shows_a_stuck_proc_as_unresponsive() -> None:
+    fe = FakeFrontend()
+    try:
+        assert fe.execute("%load_ext ipylogfwd").status == "ok"
+        start = fe.execute("%%procs 2 --bg\nimport os\nif os.environ['RANK'] == '1':\n    sum(range(10**13))\n")
+        assert start.status == "ok", start.error
+        # Heartbeats stop while the GIL is held: within a few seconds the header says so.
+        fe.wait_until(lambda: fe.proc_models()[1].state.get("state") == "unresponsive", 15, "rank 1's header to show 'unresponsive'")
+        fe.wait_until(lambda: fe.proc_models()[0].state.get("state") == "idle", 5, "rank 0's header to show 'idle'")
+        assert fe.execute("%procs --shutdown").status == "ok"
+        fe.wait_until(lambda: fe.proc_models()[1].state.get("state") in ("killed", "exited"), 10, "rank 1's header to show how it ended")
+    finally:
+        fe.shutdown()
