@@ -523,11 +523,14 @@ class ProcGroup:
 
     def _finish_cell(self, execution: Execution, publish_timeout: float) -> FlushReport:
         key = ("cell", execution.cell)
-        # Procs that died never write the end-of-cell marker: what they wrote is in the pipe.
+        # Procs that died, or are still running the cell (it timed out or was interrupted and
+        # they did not stop), will not write the end-of-cell marker now: what they wrote so
+        # far is in the pipe.
         with self._lock:
             dead = [r for r in execution.ranks if not self._procs[r].alive]
-        if dead:
-            self._reader.weak_barrier(key, dead, 2.0)
+        unfinished = sorted(set(dead) | set(execution._pending()))
+        if unfinished:
+            self._reader.weak_barrier(key, unfinished, 2.0)
         left = self._tracker.wait(key, publish_timeout)
         if left:
             self._reader.weak_barrier(key, left, 2.0)

@@ -238,7 +238,9 @@ def test_stuck_procs_get_the_weaker_barrier_and_interrupt_and_restart_recover(
     t0 = time.monotonic()
     kernel.interrupt()
     interrupted = kernel.wait_idle(wait_id, timeout=30)
-    assert time.monotonic() - t0 < 8, "handle.wait() did not end promptly after the interrupt"
+    took_interrupt = time.monotonic() - t0
+    assert took_interrupt < 8, f"handle.wait() took {took_interrupt:.1f} s to end after the interrupt"
+    record_figure("handle.wait() interrupted, one proc holding the GIL", f"returned after {took_interrupt:.1f} s")
     assert interrupted.error is not None and interrupted.error["ename"] == "KeyboardInterrupt"
     _wait_state(kernel, 2, "idle", 10)
     assert _status_row(kernel, 1).split()[2] == "unresponsive"
