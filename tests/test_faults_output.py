@@ -242,3 +242,34 @@ def test_imitated_markers_are_text_and_the_token_is_not_in_the_environment(kerne
     assert kernel.execute("%%procs 2\n1").result_text() == "{0: 1, 1: 1}"
     report = kernel.execute("%logflush").result_text() or ""
     assert len(re.findall(r"rank +\d+  published ", report)) == 2, report
+
+
+def test_text_output_memory_stays_bounded_too(kernel: KernelDriver, record_figure) -> None:
+    # Without a widget frontend (nbconvert, terminal): everything is published as text.
+    _start_procs(kernel, 4)
+    rss = PeakRSS(kernel.pid)
+    line = kernel.execute(
+        "%%procs 1 -t 0\nimport os\nblock = b'x' * (1 << 20)\nfor _ in range(100):\n    os.write(1, block)\nos.write(1, b'\\nend\\n')\n",
+        timeout=300,
+    )
+    assert line.status == "ok", line.error
+    line_growth = rss.stop()
+    text = line.stdout
+    assert text.count("x") == 100 * MiB and text.endswith("[0] end\n")
+    del text, line
+    kernel.by_parent.clear()
+    rss = PeakRSS(kernel.pid)
+    flood = kernel.execute("%%procs 4\nimport sys\nw = sys.stdout.write\nfor i in range(2_500_000):\n    w(f'{i}\\n')\n", timeout=600)
+    assert flood.status == "ok", flood.error
+    flood_growth = rss.stop()
+    record_figure("kernel RSS growth, text output: one 100 MB line / 4 x 2.5M lines", f"{line_growth:.1f} MiB / {flood_growth:.1f} MiB")
+    assert line_growth < 150 and flood_growth < 150
+    # Every line, once, in order per rank.
+    nxt = [0, 0, 0, 0]
+    for m in flood.stream_messages():
+        for row in m["content"]["text"].splitlines():
+            rank, _, n = row.partition(" ")
+            r = int(rank[1:-1])
+            assert int(n) == nxt[r], f"rank {r}: got {n}, expected {nxt[r]}"
+            nxt[r] += 1
+    assert nxt == [2_500_000] * 4
