@@ -15,15 +15,14 @@ import os
 import queue
 import re
 import signal
-import subprocess
-import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
-from jupyter_client.manager import KernelManager
+from bench_core import Frontend
 
 # A workload line as written by compare_workload.line(), possibly after a prefix the system
 # adds (ipylogfwd "[r] ", Monarch "[vm …] [r] ", ipyparallel "[stdout:r] " on a display's
@@ -57,79 +56,64 @@ class Recording:
     last_output_at: dict[str, float] = field(default_factory=dict)  # parent -> last workload output
 
 
-class Recorder:
-    """A jupyter_client frontend whose own thread drains IOPub as fast as it comes.
+def record_message(rec: Recording, msg: dict[str, Any], now: float) -> bool:
+    """Add one IOPub message to ``rec`` as a notebook would show it; True if it is an idle status."""
+    parent = msg["parent_header"].get("msg_id", "")
+    mtype = msg["msg_type"]
+    content = msg["content"]
+    size = sum(len(json.dumps(msg[k], default=str)) for k in ("header", "parent_header", "metadata", "content"))
+    idle = mtype == "status" and content.get("execution_state") == "idle"
+    rec.traffic.append(Traffic(now, mtype, size, parent, idle))
+    if mtype == "stream":
+        rec.streams[parent][content["name"]].append(content["text"])
+        if TOKEN_START.search(content["text"]):
+            rec.last_output_at[parent] = now
+    elif mtype in ("display_data", "update_display_data"):
+        did = (content.get("transient") or {}).get("display_id")
+        text = content.get("data", {}).get("text/plain", "")
+        if did:
+            first_parent = rec.displays.get(did, (parent, "", ""))[0]
+            stream = "stderr" if did.endswith("-stderr") else "stdout"
+            rec.displays[did] = (first_parent, stream, text)
+            if TOKEN_START.search(text):
+                rec.last_output_at[parent] = now
+    return idle
 
-    The kernel is started with ``env`` (plus a marker variable, so every process it starts,
-    however detached, can be found and killed by ``kill_tree``).
+
+class Recorder(Frontend):
+    """bench_core's Frontend (its own thread drains IOPub as fast as it comes), recording what
+    a notebook would show into ``rec`` instead of counting lines.
+
+    The kernel gets ``env`` (plus a marker variable, so every process it starts, however
+    detached, can be found and killed by ``kill_tree``); its own stdout and stderr, where some
+    systems echo the procs' output too, are discarded, as a notebook server does not pay for a
+    terminal there.
     """
 
     def __init__(self, env: dict[str, str], marker: str) -> None:
         self.marker = marker
-        self.km = KernelManager(kernel_name="python3")
-        # The kernel's own stdout/stderr (where some systems echo the procs' output too) are
-        # discarded: a terminal or a log file there would add cost that no notebook pays.
-        self.km.start_kernel(env={**os.environ, **env, "COMPARE_RUN_MARKER": marker},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.kc = self.km.client()
-        self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=60)
-        self.rec = Recording()
-        self._idle: set[str] = set()
-        self._cond = threading.Condition()
-        self._stop = False
-        self.pump_error: BaseException | None = None
-        self._thread = threading.Thread(target=self._pump, name="compare-iopub", daemon=True)
-        self._thread.start()
-
-    @property
-    def pid(self) -> int:
-        return self.km.provisioner.pid  # type: ignore[union-attr]
+        self.rec = Recording()  # before the pump thread starts
+        env = {**env, "COMPARE_RUN_MARKER": marker}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)  # Frontend starts the kernel with this process's environment
+        try:
+            super().__init__(keep_text=False, log=Path(os.devnull))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     def reset(self) -> None:
         """Forget what was recorded (between runs)."""
         with self._cond:
             self.rec = Recording()
 
-    def _pump(self) -> None:
-        chan = self.kc.iopub_channel
-        try:
-            while not self._stop:
-                try:
-                    msg = chan.get_msg(timeout=0.1)
-                except queue.Empty:
-                    continue
-                self._on_msg(msg)
-        except BaseException as exc:  # surfaced by wait_idle()
-            self.pump_error = exc
-            with self._cond:
-                self._cond.notify_all()
-
     def _on_msg(self, msg: dict[str, Any]) -> None:
-        now = time.time()
-        parent = msg["parent_header"].get("msg_id", "")
-        mtype = msg["msg_type"]
-        content = msg["content"]
-        size = sum(len(json.dumps(msg[k], default=str)) for k in ("header", "parent_header", "metadata", "content"))
-        rec = self.rec
-        idle = mtype == "status" and content.get("execution_state") == "idle"
-        rec.traffic.append(Traffic(now, mtype, size, parent, idle))
-        if mtype == "stream":
-            rec.streams[parent][content["name"]].append(content["text"])
-            if TOKEN_START.search(content["text"]):
-                rec.last_output_at[parent] = now
-        elif mtype in ("display_data", "update_display_data"):
-            did = (content.get("transient") or {}).get("display_id")
-            text = content.get("data", {}).get("text/plain", "")
-            if did:
-                first_parent = rec.displays.get(did, (parent, "", ""))[0]
-                stream = "stderr" if did.endswith("-stderr") else "stdout"
-                rec.displays[did] = (first_parent, stream, text)
-                if TOKEN_START.search(text):
-                    rec.last_output_at[parent] = now
-        if idle:
+        if record_message(self.rec, msg, time.time()):
             with self._cond:
-                self._idle.add(parent)
+                self._idle.add(msg["parent_header"].get("msg_id", ""))
                 self._cond.notify_all()
 
     def send(self, code: str) -> str:
@@ -183,11 +167,8 @@ class Recorder:
 
     def kill_tree(self) -> list[int]:
         """Shut the kernel down and kill every process started under it; the pids killed late."""
-        self._stop = True
-        self._thread.join(2.0)
         try:
-            self.kc.stop_channels()
-            self.km.shutdown_kernel(now=True)
+            self.shutdown()
         except Exception:  # noqa: BLE001 - the kernel may be gone already; the sweep below still runs
             pass
         return kill_marked(self.marker)
@@ -197,6 +178,8 @@ def kill_marked(marker: str) -> list[int]:
     """SIGKILL every process whose environment carries COMPARE_RUN_MARKER=marker; their pids."""
     killed = []
     for p in psutil.process_iter(["pid"]):
+        if p.pid == os.getpid():
+            continue
         try:
             env = p.environ()
         except (psutil.Error, OSError):
@@ -253,11 +236,13 @@ def check_lines(rec: Recording, nprocs: int, lines: int, payload: int, cell: str
                 only_prefixed: str | None = None) -> LineCheck:
     """Count lost, duplicated, out-of-order, mangled and misattributed lines.
 
-    ``only_prefixed``: count only lines whose text before the token matches this regex (to
-    look at one delivery path of a system that shows each line twice).
+    ``only_prefixed``: count only lines whose token is right behind this regex (to look at one
+    delivery path of a system that shows each line twice).
     """
     pat = line_pattern(payload)
-    pre = re.compile(only_prefixed) if only_prefixed else None
+    # the prefix must end right before the token (what comes before it on the line may be
+    # another path's unterminated fragment glued on)
+    pre = re.compile(f"(?:{only_prefixed})$") if only_prefixed else None
     seen = {(r, s): bytearray(lines) for r in range(nprocs) for s in "oe"}
     last = {k: -1 for k in seen}
     chk = LineCheck(expected=2 * nprocs * lines)
@@ -267,7 +252,7 @@ def check_lines(rec: Recording, nprocs: int, lines: int, payload: int, cell: str
         for m in pat.finditer(text):
             if pre is not None:
                 bol = text.rfind("\n", 0, m.start()) + 1
-                if not pre.fullmatch(text, bol, m.start()):
+                if not pre.search(text, bol, m.start()):
                     continue
             matched += 1
             key = (int(m.group(1)), m.group(2))
