@@ -3,11 +3,12 @@
  *
  * It receives the kernel's custom messages (protocol in messages.ts) and keeps the bounded
  * line store, so a view created after messages arrived (they are sent in the same cell as
- * `display()`, before any view exists) renders the whole tail. Messages are applied
- * synchronously, one at a time, in arrival order; every attached view mirrors each change
- * in its DOM in the same call, so when a `barrier` is handled every attached view has all
- * that came before it in its DOM, and the model acks at once, per view. With no view
- * attached, barriers wait for the first view, which renders the whole store before it acks.
+ * `display()`, before any view exists) renders the whole tail. Messages are queued as they
+ * arrive and applied to the store one at a time, in arrival order, in paced steps
+ * (pacer.ts); attached views mirror the store in their DOM in paced steps too (view.ts),
+ * and each view acks a barrier once its DOM shows everything that came before it
+ * (mirror.ts). With no view attached, barriers wait
+ * for the first view, which acks them once it shows the whole store.
  */
 
 import { DOMWidgetModel, IBackboneModelOptions } from '@jupyter-widgets/base';
@@ -15,16 +16,26 @@ import type { ObjectHash } from 'backbone';
 
 import { ackChannel, isAckRoute, kernelOf } from './acks';
 import { ack, bye, FromView, hello, parseToView, PROTOCOL_VERSION, ToView } from './messages';
-import { Delta, LineStore } from './store';
+import { PacedTask, pagePacer } from './pacer';
+import { SeqTracker } from './seq';
+import { LineStore, StoredLine } from './store';
 import { MODULE_NAME, MODULE_VERSION } from './version';
 
 /** What the model needs from a view (implemented by ProcView). */
 export interface StoreView {
   readonly viewId: string;
-  /** Mirror one change of the store in the DOM, synchronously. */
-  applyDelta(delta: Delta): void;
-  /** Re-render everything from the store (first render, replay, new bound). */
-  renderAll(): void;
+  /**
+   * The store changed (lines added, evicted, or `changed` in place): mirror it in the DOM,
+   * now or in later steps (see mirror.ts, pacer.ts).
+   */
+  storeChanged(changed: readonly StoredLine[]): void;
+  /** The store was replaced (replay), or the view is new: show it afresh. */
+  storeReplaced(): void;
+  /**
+   * Barrier `version` follows everything in the store now: acknowledge it (`acknowledge`)
+   * once the DOM shows all of that.
+   */
+  barrier(version: number): void;
   /** A kernel message could not be used. */
   showProtocolError(text: string): void;
 }
@@ -32,7 +43,7 @@ export interface StoreView {
 /** Barriers remembered while no view is attached; more than this keeps the newest. */
 const MAX_PENDING_BARRIERS = 100;
 
-export class ProcModel extends DOMWidgetModel {
+export class ProcModel extends DOMWidgetModel implements PacedTask {
   static model_name = 'ProcModel';
   static model_module = MODULE_NAME;
   static model_module_version = MODULE_VERSION;
@@ -44,7 +55,9 @@ export class ProcModel extends DOMWidgetModel {
   // (they would run after it and overwrite).
   private store!: LineStore;
   private storeViews!: Set<StoreView>;
-  private lastSeq!: number;
+  private seqs!: SeqTracker;
+  /** Messages received, not applied yet (see onCustom). */
+  private inbox!: ToView[];
   private pendingBarriers!: number[];
   private protocolErrors!: string[];
 
@@ -76,7 +89,8 @@ export class ProcModel extends DOMWidgetModel {
     super.initialize(attributes, options);
     this.store = new LineStore(this.getNumber('max_lines', 2000));
     this.storeViews = new Set();
-    this.lastSeq = 0;
+    this.seqs = new SeqTracker();
+    this.inbox = [];
     this.pendingBarriers = [];
     this.protocolErrors = [];
     const protocol: unknown = this.get('protocol');
@@ -86,7 +100,7 @@ export class ProcModel extends DOMWidgetModel {
     this.on('msg:custom', (content: unknown) => this.onCustom(content));
     this.on('change:max_lines', () => {
       this.store.setMaxLines(this.getNumber('max_lines', 2000));
-      this.forEachView(v => v.renderAll());
+      this.forEachView(v => v.storeChanged([]));
     });
   }
 
@@ -95,9 +109,9 @@ export class ProcModel extends DOMWidgetModel {
     return this.store;
   }
 
-  /** The seq of the last message applied. */
+  /** The seq of the last message received (applied, or queued to be). */
   get seq(): number {
-    return this.lastSeq;
+    return this.seqs.seq;
   }
 
   /** Problems with kernel messages so far (kept for views created later). */
@@ -122,17 +136,27 @@ export class ProcModel extends DOMWidgetModel {
 
   // --- views ------------------------------------------------------------------------------
 
-  /** A view has rendered its DOM: mirror the store into it, say hello, ack held barriers. */
+  /**
+   * A view has rendered its DOM: it is to show the store, it says hello, and it gets the
+   * barriers held for the first view (acked once it shows the store).
+   */
   attach(view: StoreView): void {
     this.storeViews.add(view);
-    view.renderAll();
-    this.sendToKernel(hello(this.model_id, view.viewId, this.lastSeq));
+    view.storeReplaced();
+    this.sendToKernel(hello(this.model_id, view.viewId, this.seqs.seq));
     if (this.pendingBarriers.length > 0) {
       const pending = this.pendingBarriers;
       this.pendingBarriers = [];
       for (const version of pending) {
-        this.sendToKernel(ack(this.model_id, view.viewId, version));
+        view.barrier(version);
       }
+    }
+  }
+
+  /** `view` shows everything that came before barrier `version`. */
+  acknowledge(view: StoreView, version: number): void {
+    if (this.storeViews.has(view)) {
+      this.sendToKernel(ack(this.model_id, view.viewId, version));
     }
   }
 
@@ -144,42 +168,69 @@ export class ProcModel extends DOMWidgetModel {
 
   // --- kernel messages --------------------------------------------------------------------
 
+  /**
+   * A kernel message: queued, and applied in order by `step` at the next frame. Many can
+   * arrive in one task (the kernel connection hands over what piled up while it waited, e.g.
+   * for a view to be created); queueing them costs next to nothing. A barrier with nothing
+   * queued before it is handled at once (a flush of idle procs is acked without a frame).
+   */
   private onCustom(content: unknown): void {
     const parsed = parseToView(content);
     if (!parsed.ok) {
       this.reportError(parsed.error);
       return;
     }
-    this.apply(parsed.msg);
+    const msg = parsed.msg;
+    // Old messages (covered by a replay) and replays of what the store already holds (the
+    // answer to a hello while more lines were on their way) are skipped: see seq.ts.
+    if (this.seqs.accept(msg.type, msg.seq) !== 'apply') {
+      return;
+    }
+    if (msg.type === 'barrier' && this.inbox.length === 0) {
+      this.apply(msg);
+      return;
+    }
+    this.inbox.push(msg);
+    pagePacer().add(this);
+  }
+
+  /** Apply queued messages in order until `deadline` (at least one); true when none is left. */
+  step(deadline: number): boolean {
+    let applied = 0;
+    while (this.inbox.length > applied && (applied === 0 || performance.now() < deadline)) {
+      this.apply(this.inbox[applied++]);
+    }
+    this.inbox.splice(0, applied);
+    return this.inbox.length === 0;
+  }
+
+  close(comm_closed?: boolean): Promise<void> {
+    pagePacer().remove(this);
+    this.inbox = [];
+    return super.close(comm_closed);
   }
 
   private apply(msg: ToView): void {
-    if (msg.type !== 'replay' && msg.seq <= this.lastSeq) {
-      return; // already covered (by a replay)
-    }
-    this.lastSeq = msg.seq;
     switch (msg.type) {
       case 'lines': {
         const delta = this.store.apply(msg.chunks, msg.dropped);
-        this.forEachView(v => v.applyDelta(delta));
+        this.forEachView(v => v.storeChanged(delta.changed));
         break;
       }
       case 'replay':
         this.store.replace(msg.chunks, msg.dropped);
-        this.forEachView(v => v.renderAll());
+        this.forEachView(v => v.storeReplaced());
         break;
       case 'barrier':
-        // Everything before it is applied, and every attached view mirrored it in its DOM
-        // in the same call: ack now. Without a view, the first one to attach acks it.
+        // Everything before it is in the store: each attached view acks it once its DOM
+        // shows that. Without a view, the first one to attach gets it.
         if (this.storeViews.size === 0) {
           this.pendingBarriers.push(msg.version);
           if (this.pendingBarriers.length > MAX_PENDING_BARRIERS) {
             this.pendingBarriers.shift();
           }
         } else {
-          for (const view of this.storeViews) {
-            this.sendToKernel(ack(this.model_id, view.viewId, msg.version));
-          }
+          this.forEachView(v => v.barrier(msg.version));
         }
         break;
     }

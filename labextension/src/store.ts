@@ -11,7 +11,9 @@
  *
  * Every change is reported as a Delta (lines removed from the front, open lines changed in
  * place, lines added at the end), so that views update in O(batch) and never re-render the
- * whole tail; lines added and evicted within the same batch are never reported.
+ * whole tail; lines added and evicted within the same batch are never reported. Lines have
+ * consecutive ids, so a view that is behind can also catch up by ids (firstId, lastId,
+ * range).
  */
 
 import { AnsiDecoder, Run, Style, TextSink } from './ansi';
@@ -206,6 +208,26 @@ export class LineStore {
   /** The stored lines, oldest first. */
   all(): StoredLine[] {
     return this.lines.slice(this.head);
+  }
+
+  /**
+   * Ids are given in order and lines leave only from the front, so the store always holds
+   * the lines `firstId..lastId`, every id in between (none when firstId > lastId).
+   */
+  get firstId(): number {
+    return this.size > 0 ? this.lines[this.head].id : this.nextId;
+  }
+
+  get lastId(): number {
+    return this.nextId - 1;
+  }
+
+  /** The stored lines with ids `from..to` (clipped to what is stored), oldest first. */
+  range(from: number, to: number): StoredLine[] {
+    const first = this.firstId;
+    const start = this.head + Math.max(0, from - first);
+    const end = this.head + Math.min(this.size, to - first + 1);
+    return start < end ? this.lines.slice(start, end) : [];
   }
 
   /** Append a batch of chunks (a `lines` message). */

@@ -2,11 +2,15 @@
  * ProcView: one proc's header (rank, pid, state, line counts, last heard, collapse toggle)
  * and body (its lines, stderr set apart, ANSI colours, a notice for lines not shown).
  *
- * The DOM mirrors the model's line store exactly (same lines, same order): each change comes
- * as a Delta and is applied with one removal from the front, in-place updates of the (at most
- * two) open partial lines, and lines appended in blocks, so a batch costs O(batch) and the DOM
- * never holds more than `max_lines` lines. Nothing here reads layout while applying a batch;
- * following the output (scrolling to the bottom) happens after layout (Followers).
+ * The DOM mirrors the model's line store (same lines, same order), in steps paced by one
+ * scheduler for every view (pacer.ts): at most one step per view per animation frame, within
+ * a time budget shared by all views, so that lines arriving faster than the page can lay
+ * them out never make one long task. A step (mirror.ts) removes lines from the front,
+ * updates the (at most two) open partial lines in place and appends lines in blocks; lines
+ * the store evicted before their turn are never created, and the DOM never holds more than
+ * `max_lines` lines. Barriers are acked once the DOM shows what came before them. Nothing
+ * here reads layout while writing; following the output (scrolling to the bottom) happens
+ * after layout (Followers).
  */
 
 import { DOMWidgetView } from '@jupyter-widgets/base';
@@ -14,8 +18,10 @@ import { UUID } from '@lumino/coreutils';
 
 import { renderRuns } from './ansi';
 import { STDERR } from './messages';
+import { Mirror } from './mirror';
 import { ProcModel, StoreView } from './model';
-import { Delta, StoredLine } from './store';
+import { PacedTask, pagePacer } from './pacer';
+import { StoredLine } from './store';
 
 /**
  * Lines are grouped in blocks of this many. Blocks are `content-visibility: auto`, and so is
@@ -67,6 +73,8 @@ class Followers {
 
 const followers = new Followers();
 
+const pacer = pagePacer();
+
 const TRAITS_IN_HEADER = 'change:rank change:pid change:state change:exit_text change:stdout_lines change:stderr_lines';
 
 function plural(n: number, word: string): string {
@@ -95,7 +103,7 @@ function stateText(state: string, exitText: string): string {
   return exitText !== '' ? `${state} (${exitText})` : state;
 }
 
-export class ProcView extends DOMWidgetView implements StoreView {
+export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   declare model: ProcModel;
 
   readonly viewId: string = UUID.uuid4();
@@ -112,8 +120,11 @@ export class ProcView extends DOMWidgetView implements StoreView {
   private hiddenEl!: HTMLElement;
   private errorEl!: HTMLElement;
   private linesEl!: HTMLElement;
+  /** What of the store the DOM shows. */
+  private mirror!: Mirror;
   /** Elements of lines still open in the store (partial lines that may change). */
   private openEls!: Map<number, HTMLElement>;
+  private hiddenText!: string;
   private follow!: boolean;
   /** Whether new output scrolls the body to the bottom (also shown as data-follow). */
   private setFollow(value: boolean): void {
@@ -133,7 +144,9 @@ export class ProcView extends DOMWidgetView implements StoreView {
   };
 
   render(): void {
+    this.mirror = new Mirror(this.model.lines);
     this.openEls = new Map();
+    this.hiddenText = '';
     this.follow = false;
     this.dragging = false;
     this.attached = false;
@@ -162,6 +175,7 @@ export class ProcView extends DOMWidgetView implements StoreView {
     this.body.tabIndex = 0;
     this.hiddenEl = document.createElement('div');
     this.hiddenEl.className = 'ipylogfwd-hidden';
+    this.hiddenEl.hidden = true;
     this.errorEl = document.createElement('div');
     this.errorEl.className = 'ipylogfwd-error';
     this.errorEl.hidden = true;
@@ -195,6 +209,7 @@ export class ProcView extends DOMWidgetView implements StoreView {
       this.attached = false;
       this.model.detach(this);
     }
+    pacer.remove(this);
     window.clearInterval(this.timer);
     window.removeEventListener('pointerup', this.onPointerUp);
     followers.remove(this.linesEl);
@@ -203,30 +218,48 @@ export class ProcView extends DOMWidgetView implements StoreView {
 
   // --- StoreView ------------------------------------------------------------------------
 
-  renderAll(): void {
-    this.openEls.clear();
-    const fragment = document.createDocumentFragment();
-    let block: HTMLElement | null = null;
-    for (const line of this.model.lines.all()) {
-      if (block === null || block.childElementCount >= BLOCK_LINES) {
-        block = appendBlock(fragment);
-      }
-      block.appendChild(this.lineElement(line));
-    }
-    this.linesEl.replaceChildren(fragment);
-    this.updateHidden();
+  storeChanged(changed: readonly StoredLine[]): void {
+    this.mirror.changed(changed);
+    pacer.add(this);
   }
 
+  storeReplaced(): void {
+    this.mirror.replaced();
+    pacer.add(this);
+  }
+
+  barrier(version: number): void {
+    if (this.mirror.barrier(version)) {
+      this.model.acknowledge(this, version);
+    } else {
+      pacer.add(this);
+    }
+  }
+
+  // --- PacedTask --------------------------------------------------------------------------
+
   /**
-   * Mirror one change of the store now: one removal from the front, the changed open lines
-   * re-rendered, one append. Written per message rather than per animation frame: measured
-   * with 16 procs printing flat out, one frame writing everything that piled up made longer
-   * tasks than writing each message as it comes (the store never hands over lines that a
-   * batch added and evicted, so a message costs at most max_lines new elements).
+   * Bring the DOM closer to the store: clear it after a replay, drop evicted lines, update
+   * open lines, then append blocks of lines until `deadline` (at least one block), then ack
+   * the barriers the DOM now covers. True when the DOM shows the store.
    */
-  applyDelta(delta: Delta): void {
-    this.removeFirst(delta.removed);
-    for (const line of delta.changed) {
+  step(deadline: number): boolean {
+    const start = this.mirror.begin();
+    if (start.clear) {
+      this.linesEl.replaceChildren();
+      this.openEls.clear();
+    }
+    if (start.remove > 0) {
+      this.removeFirst(start.remove);
+    }
+    if (this.openEls.size > 0) {
+      for (const id of this.openEls.keys()) {
+        if (id < this.mirror.first) {
+          this.openEls.delete(id); // evicted while open
+        }
+      }
+    }
+    for (const line of start.changed) {
       const el = this.openEls.get(line.id);
       if (el !== undefined) {
         renderRuns(el, line.runs);
@@ -235,8 +268,22 @@ export class ProcView extends DOMWidgetView implements StoreView {
         }
       }
     }
-    this.append(delta.added);
+    do {
+      // Up to the end of the last block (or one new block).
+      const last = this.linesEl.lastElementChild;
+      const filled = last === null ? 0 : last.childElementCount;
+      const lines = this.mirror.next(filled > 0 && filled < BLOCK_LINES ? BLOCK_LINES - filled : BLOCK_LINES);
+      if (lines.length === 0) {
+        break;
+      }
+      this.append(lines);
+      this.mirror.appended(lines.length);
+    } while (performance.now() < deadline);
     this.updateHidden();
+    for (const version of this.mirror.acked()) {
+      this.model.acknowledge(this, version);
+    }
+    return this.mirror.synced;
   }
 
   showProtocolError(text: string): void {
@@ -290,7 +337,6 @@ export class ProcView extends DOMWidgetView implements StoreView {
       }
       const n = block.childElementCount;
       if (n <= left) {
-        this.forgetOpen(block);
         block.remove();
         left -= n;
         continue;
@@ -300,35 +346,25 @@ export class ProcView extends DOMWidgetView implements StoreView {
         if (first === null) {
           break;
         }
-        this.forgetOpen(first);
         first.remove();
       }
     }
   }
 
-  /** Evicted lines can be open ones (a partial line pushed out): forget their elements. */
-  private forgetOpen(removed: Element): void {
-    if (this.openEls.size === 0) {
-      return;
-    }
-    for (const [id, el] of this.openEls) {
-      if (el === removed || removed.contains(el)) {
-        this.openEls.delete(id);
-      }
-    }
-  }
-
+  /** The notice of lines not shown (the DOM starts where the store does, see mirror.ts). */
   private updateHidden(): void {
     const hidden = this.model.lines.hidden;
-    if (hidden <= 0) {
-      this.hiddenEl.hidden = true;
-      this.hiddenEl.textContent = '';
-      return;
+    let text = '';
+    if (hidden > 0) {
+      const paths = this.model.getStrings('log_paths');
+      const where = paths.length > 0 ? ` — full log: ${paths.join(', ')}` : '';
+      text = `${plural(hidden, 'earlier line')} not shown${where}`;
     }
-    const paths = this.model.getStrings('log_paths');
-    const where = paths.length > 0 ? ` — full log: ${paths.join(', ')}` : '';
-    this.hiddenEl.hidden = false;
-    this.hiddenEl.textContent = `${plural(hidden, 'earlier line')} not shown${where}`;
+    if (text !== this.hiddenText) {
+      this.hiddenText = text;
+      this.hiddenEl.hidden = text === '';
+      this.hiddenEl.textContent = text;
+    }
   }
 
   // --- following the output -------------------------------------------------------------------

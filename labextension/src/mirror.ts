@@ -1,0 +1,149 @@
+/**
+ * Mirror: what one view shows of its model's line store, and the bookkeeping that lets the
+ * view update its DOM later than the store changes (in paced steps, see pacer.ts) without
+ * breaking the barrier contract.
+ *
+ * The DOM always holds the store's lines with ids `first..last` (consecutive: lines only
+ * leave the store from the front, and the view appends in order). A step brings it closer
+ * to the store: clear it if the store was replaced, re-render the open lines that changed,
+ * drop the lines the store evicted, then append the next lines (as many as the step's
+ * budget allows). Lines the store evicted before the view got to them are never created.
+ *
+ * A barrier covers everything in the store when it arrives; the view acknowledges it only
+ * once its DOM shows all of that: at once if the DOM is up to date, otherwise after the
+ * step that appends the barrier's last line (lines evicted meanwhile need not be shown).
+ */
+
+import { LineStore, StoredLine } from './store';
+
+/** What a step must do before appending. */
+export interface StepStart {
+  /** Remove every line from the DOM first (the store was replaced). */
+  readonly clear: boolean;
+  /** Then remove this many lines from the front. */
+  readonly remove: number;
+  /** Then re-render these open lines in place (all in the DOM). */
+  readonly changed: readonly StoredLine[];
+}
+
+interface HeldBarrier {
+  readonly version: number;
+  /** The store's last id when the barrier came: acked once the DOM's last id reaches it. */
+  upTo: number;
+}
+
+export class Mirror {
+  private firstShown: number;
+  private lastShown: number;
+  private needsClear = true;
+  private readonly changedLines = new Set<StoredLine>();
+  private held: HeldBarrier[] = [];
+
+  constructor(private readonly store: LineStore) {
+    this.firstShown = store.firstId;
+    this.lastShown = this.firstShown - 1;
+  }
+
+  /** Ids of the first and last line in the DOM (first > last when it holds none). */
+  get first(): number {
+    return this.firstShown;
+  }
+
+  get last(): number {
+    return this.lastShown;
+  }
+
+  /** Barriers waiting for the DOM. */
+  get heldBarriers(): number {
+    return this.held.length;
+  }
+
+  /** Whether the DOM shows the store exactly as it is. */
+  get synced(): boolean {
+    return (
+      !this.needsClear &&
+      this.changedLines.size === 0 &&
+      this.firstShown === this.store.firstId &&
+      this.lastShown === this.store.lastId
+    );
+  }
+
+  /** Lines of the store were continued or overwritten in place. */
+  changed(lines: readonly StoredLine[]): void {
+    for (const line of lines) {
+      if (line.id <= this.lastShown) {
+        this.changedLines.add(line);
+      }
+      // Lines not shown yet are rendered with their content when they are appended.
+    }
+  }
+
+  /** The store was replaced (replay), or the view is new: show it afresh. */
+  replaced(): void {
+    this.needsClear = true;
+    this.changedLines.clear();
+    // What held barriers covered is now represented by the replaced content.
+    for (const b of this.held) {
+      b.upTo = this.store.lastId;
+    }
+  }
+
+  /**
+   * Barrier `version` came after everything in the store now. Returns true if the DOM
+   * already shows all of it (ack now); otherwise it is held (see `acked`).
+   */
+  barrier(version: number): boolean {
+    if (this.held.length === 0 && this.synced) {
+      return true;
+    }
+    this.held.push({ version, upTo: this.store.lastId });
+    return false;
+  }
+
+  /** Start a step: what to remove and re-render; the DOM's range is updated for it. */
+  begin(): StepStart {
+    const storeFirst = this.store.firstId;
+    let clear = false;
+    let remove = 0;
+    if (this.needsClear) {
+      clear = true;
+      this.needsClear = false;
+      this.firstShown = storeFirst;
+      this.lastShown = storeFirst - 1;
+    } else if (storeFirst > this.firstShown) {
+      remove = Math.min(this.lastShown, storeFirst - 1) - this.firstShown + 1;
+      remove = Math.max(0, remove);
+      this.firstShown = storeFirst;
+      if (this.lastShown < storeFirst) {
+        this.lastShown = storeFirst - 1;
+      }
+    }
+    const changed: StoredLine[] = [];
+    for (const line of this.changedLines) {
+      if (!line.evicted && line.id >= this.firstShown && line.id <= this.lastShown) {
+        changed.push(line);
+      }
+    }
+    this.changedLines.clear();
+    return { clear, remove, changed };
+  }
+
+  /** The next lines to append, at most `max`, oldest first. */
+  next(max: number): StoredLine[] {
+    return this.store.range(this.lastShown + 1, Math.min(this.store.lastId, this.lastShown + max));
+  }
+
+  /** `count` lines from `next` were appended to the DOM. */
+  appended(count: number): void {
+    this.lastShown += count;
+  }
+
+  /** Versions of held barriers the DOM now covers, in order; they are no longer held. */
+  acked(): number[] {
+    const done: number[] = [];
+    while (this.held.length > 0 && this.held[0].upTo <= this.lastShown && !this.needsClear) {
+      done.push((this.held.shift() as HeldBarrier).version);
+    }
+    return done;
+  }
+}
