@@ -114,6 +114,9 @@ class Config:
     flood_procs: int  # part 3
     flood_seconds: float  # part 3
     sample_interval: float  # part 3: s between page.evaluate('1') samples
+    trace: str = ""  # part 3: write a Chromium trace of the flood's start here ("" = none)
+    trace_seconds: float = 8.0  # part 3: how long the trace runs, from the --bg cell's start
+    trace_js: bool = False  # part 3: the trace includes JS samples (V8's sampling profiler)
 
 
 FULL = Config(lines=100_000, runs=3, flushes=100, idle_procs=8, flood_procs=16, flood_seconds=30.0, sample_interval=0.5)
@@ -500,6 +503,14 @@ def part1(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         ],
     )
     run(nb, 0, 60_000)
+    # Tracing starts before the procs are started: starting it (the sampling profiler) costs
+    # the page a long task of its own, which must not fall in the window measured.
+    browser = page.context.browser
+    tracing = bool(cfg.trace) and browser is not None
+    if tracing and browser is not None:
+        with WATCHDOG.bound(60, "Chromium to start tracing"):
+            categories = TRACE_CATEGORIES + ([PROFILER_CATEGORY] if cfg.trace_js else [])
+            browser.start_tracing(page=page, path=cfg.trace, categories=categories)
     t = time.monotonic()
     run(nb, 1, SPAWN_TIMEOUT)
     say(f"  {procs} procs started in {time.monotonic() - t:.1f} s (not measured)")
@@ -670,6 +681,17 @@ COLLECT_LONG_TASKS = """
 """
 
 
+TRACE_CATEGORIES = [
+    "devtools.timeline",
+    "disabled-by-default-devtools.timeline",
+    "disabled-by-default-devtools.timeline.frame",
+    "v8.execute",
+    "v8",
+    "blink.user_timing",
+]
+PROFILER_CATEGORY = "disabled-by-default-v8.cpu_profiler"  # JS samples; starting it costs a long task
+
+
 def part3(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
     procs, seconds = cfg.flood_procs, cfg.flood_seconds
     say(f"\n== 3. page responsiveness while {procs} procs print flat out for {seconds:g} s")
@@ -705,6 +727,14 @@ def part3(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         ],
     )
     run(nb, 0, 60_000)
+    # Tracing starts before the procs are started: starting it (the sampling profiler) costs
+    # the page a long task of its own, which must not fall in the window measured.
+    browser = page.context.browser
+    tracing = bool(cfg.trace) and browser is not None
+    if tracing and browser is not None:
+        with WATCHDOG.bound(60, "Chromium to start tracing"):
+            categories = TRACE_CATEGORIES + ([PROFILER_CATEGORY] if cfg.trace_js else [])
+            browser.start_tracing(page=page, path=cfg.trace, categories=categories)
     t = time.monotonic()
     run(nb, 1, SPAWN_TIMEOUT)
     say(f"  {procs} procs started in {time.monotonic() - t:.1f} s (not measured)")
@@ -718,6 +748,10 @@ def part3(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
     cpu_before, cpu_t0 = cpu_seconds(server), time.monotonic()
 
     samples: list[tuple[float, float]] = []  # (time.time() at the sample, round trip s)
+    trace_until = time.monotonic() + cfg.trace_seconds
+    if tracing:
+        with WATCHDOG.bound(60, "a performance mark"):
+            page.evaluate("performance.mark('bench: --bg cell started')")  # the trace's origin
     floor2 = nb.start_cell(2)
     with WATCHDOG.bound(120, f"the --bg cell of {nb.path} to return its handle"):
         nb.wait_cell_done(2, floor2, timeout=60_000)
@@ -731,6 +765,11 @@ def part3(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
             page.evaluate("1")
             samples.append((t_wall, time.perf_counter() - t))
             done = cell_done(page, 3, floor3)
+        if tracing and (done or time.monotonic() >= trace_until) and browser is not None:
+            tracing = False
+            with WATCHDOG.bound(120, "Chromium to stop tracing"):
+                browser.stop_tracing()
+            say(f"  trace of the first {cfg.trace_seconds:g} s written to {cfg.trace} (samples then are skewed)")
         if done:
             break
         if time.monotonic() > cell_deadline:
@@ -845,6 +884,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, help="(1) runs, median quoted (default 3; quick 1)")
     ap.add_argument("--flushes", type=int, help="(2) flush calls (default 100; quick 20)")
     ap.add_argument("--flood-seconds", type=float, help="(3) seconds the procs print (default 30; quick 5)")
+    ap.add_argument(
+        "--trace", default="", help="(3) write a Chromium performance trace (JSON, for DevTools) of the flood's start here"
+    )
+    ap.add_argument("--trace-seconds", type=float, default=8.0, help="(3) seconds the trace runs (default 8)")
+    ap.add_argument("--trace-js", action="store_true", help="(3) the trace includes JS samples (costs more)")
     args = ap.parse_args()
     base = QUICK if args.quick else FULL
     cfg = Config(
@@ -855,6 +899,9 @@ def main() -> int:
         flood_procs=base.flood_procs,
         flood_seconds=args.flood_seconds or base.flood_seconds,
         sample_interval=base.sample_interval,
+        trace=args.trace,
+        trace_seconds=args.trace_seconds,
+        trace_js=args.trace_js,
     )
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if not set(parts) <= {"1", "2", "3"}:
