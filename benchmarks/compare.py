@@ -78,6 +78,7 @@ class Run:
     iopub_msgs: int
     iopub_mb: float
     dropped: int  # output messages the default rate limits would drop
+    dropped_lines: int  # lines in them
     rss_peak_mib: float
     rss_delta_mib: float
     slowdown: float  # median over procs of print loop / /dev/null loop
@@ -149,6 +150,7 @@ def run_once(fe: Recorder, system: System, n: int, lines: int, payload: int, tim
         iopub_msgs=len(rec.traffic),
         iopub_mb=sum(t.nbytes for t in rec.traffic) / 1e6,
         dropped=replay.dropped_output,
+        dropped_lines=replay.dropped_lines,
         rss_peak_mib=rss.peak / MIB,
         rss_delta_mib=(rss.peak - rss.idle) / MIB,
         slowdown=statistics.median(p[2] / p[3] for p in procs.values()),
@@ -221,7 +223,7 @@ def run_rows(system: System, n: int, lines_list: list[int], args: argparse.Names
                     log(f"  {system.name:15s} {n:2d} procs x {lines:>7,} lines, rep {rep + 1}/{reps}: "
                         f"visible {r.wall_visible:7.2f} s, flush {r.wall_flush:7.2f} s, lost {r.lost}, "
                         f"dup {r.duplicated}, ooo {r.out_of_order}, mangled {r.mangled}, next cell {r.wrong_cell}, "
-                        f"msgs {r.iopub_msgs} ({r.iopub_mb:.1f} MB), dropped {r.dropped}, "
+                        f"msgs {r.iopub_msgs} ({r.iopub_mb:.1f} MB), dropped {r.dropped} ({r.dropped_lines} lines), "
                         f"rss +{r.rss_delta_mib:.0f} MiB, slowdown {r.slowdown:.2f}x")
                     continue
                 log(f"  {system.name:15s} {n:2d} procs x {lines:>7,} lines: {row.failure}")
@@ -345,7 +347,7 @@ def main_table(rows: list[Row], names: list[str]) -> list[str]:
     """The markdown rows of the main table, ipylogfwd first in each (procs, lines) group."""
     out = [
         "| procs x lines | system | visible (s) | / ipylogfwd | flush returned (s) | lost | duplicated | "
-        "out of order | mangled | in next cell | IOPub msgs (MB) | dropped at default limits | "
+        "out of order | mangled | in next cell | IOPub msgs (MB) | dropped at default limits: msgs (lines) | "
         "kernel RSS peak (+MiB) | procs' slowdown vs /dev/null |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -381,7 +383,7 @@ def main_table(rows: list[Row], names: list[str]) -> list[str]:
                 f"| {label} | {name} | {wall:.2f} | {ratio} | {med([r.wall_flush for r in rs]):.2f} | {lost} | "
                 f"{fmt_int_med(rs, 'duplicated')} | {ooo} | {fmt_int_med(rs, 'mangled')} | "
                 f"{cell_col} | {int(med([r.iopub_msgs for r in rs])):,} "
-                f"({med([r.iopub_mb for r in rs]):.1f}) | {fmt_int_med(rs, 'dropped')} | "
+                f"({med([r.iopub_mb for r in rs]):.1f}) | {fmt_int_med(rs, 'dropped')} ({fmt_int_med(rs, 'dropped_lines')}) | "
                 f"{med([r.rss_peak_mib for r in rs]):.0f} (+{med([r.rss_delta_mib for r in rs]):.0f}) | "
                 f"{med([r.slowdown for r in rs]):.2f}x |"
             )
@@ -405,12 +407,13 @@ def flush_table(flushes: dict[str, tuple[list[float], str | None]], n: int) -> l
 def server_table(checks: list[ServerCheck], rows: list[Row]) -> list[str]:
     """Markdown rows: what arrived through a real server, next to the replay's prediction."""
     out = ["| system | procs x lines | lines expected | lost through the server | mangled | server notices "
-           "\"IOPub … rate exceeded\" | \"iopub messages resumed\" in its log | replay: output msgs dropped "
+           "\"IOPub … rate exceeded\" | \"iopub messages resumed\" in its log | replay: output msgs (lines) dropped "
            "(direct run, median) |",
            "|---|---|---:|---:|---:|---:|---:|---:|"]
     for c in checks:
         direct = next((r for r in rows if (r.system, r.n, r.lines) == (c.system, c.n, c.lines)), None)
-        pred = fmt_int_med(direct.runs, "dropped") if direct and direct.runs else "–"
+        pred = (f"{fmt_int_med(direct.runs, 'dropped')} ({fmt_int_med(direct.runs, 'dropped_lines')})"
+                if direct and direct.runs else "–")
         if c.failure:
             out.append(f"| {c.system} | {c.n} x {c.lines:,} | {c.expected:,} | {c.failure} | | | | {pred} |")
         else:
@@ -452,7 +455,7 @@ def write_doc(path: Path, args: argparse.Namespace, rows: list[Row], flushes: di
         "## Throughput and correctness",
         "",
         "*visible*: from the first print (procs' clock, shared with the kernel) until the last workload line "
-        "arrived at the frontend; */ ipylogfwd*: the peer's median over ipylogfwd's (above 1: ipylogfwd is faster); "
+        "arrived at the frontend (where lines were lost: the last one that arrived); */ ipylogfwd*: the peer's median over ipylogfwd's (above 1: ipylogfwd is faster); "
         "*flush returned*: until the system's own flush returned in the kernel. *lost*: lines never shown intact; "
         "*duplicated*: extra intact copies; *out of order*: lines shown after a later line of the same proc and "
         "stream; *mangled*: line starts that did not make an intact line (lines cut or glued together); *in next "
@@ -508,10 +511,18 @@ WHY = {
         "mangled). The widget frontend completes a partial line in place and is not affected."
     ),
     "ipylogfwd-rate": (
-        "ipylogfwd's text output (used when no widget frontend answers, as here) is not paced: beyond "
-        "1 MB/s a jupyter_server with default limits drops stream messages. The widget output, which "
-        "paces lines within the server's limits, is what JupyterLab and Notebook 7 get; "
+        "ipylogfwd's text output, used when no widget frontend answers (as under this jupyter_client "
+        "driver, or nbconvert), is not paced: it publishes whatever the procs print, in big stream "
+        "messages, so beyond 1 MB/s a jupyter_server with default limits drops most of it (the log files "
+        "keep every byte). The other text-stream peers are dropped the same way; ipyparallel is not "
+        "because the server counts only stream messages' bytes, not display updates'. In JupyterLab and "
+        "Notebook 7 ipylogfwd uses its widgets, which pace lines within the server's limits; "
         "benchmarks/bench_browser.py measures that path."
+    ),
+    "multiprocessing-mangled": (
+        "multiprocessing in ipykernel mangles lines: every child writes its 8 KiB buffer into the one "
+        "capture pipe ipykernel reads, and pipe writes are atomic only up to 4 KiB, so children's "
+        "writes interleave mid-line."
     ),
     "multiprocessing-fast": (
         "multiprocessing in ipykernel has the shortest path (children write into one capture pipe that "
@@ -533,7 +544,8 @@ WHY = {
 }
 
 
-def analyse(rows: list[Row], flushes: dict[str, tuple[list[float], str | None]]) -> list[str]:
+def analyse(rows: list[Row], flushes: dict[str, tuple[list[float], str | None]],
+            checks: list[ServerCheck]) -> list[str]:
     """Plain statements, from the figures, of where ipylogfwd is not ahead or not clean, and why."""
     out: list[str] = []
     why: list[str] = []
@@ -562,10 +574,19 @@ def analyse(rows: list[Row], flushes: dict[str, tuple[list[float], str | None]])
                 out.append(f"- {n} x {lines:,}: {name} showed its last line sooner: {w:.2f} s against ipylogfwd's "
                            f"{b:.2f} s (ratio {w / b:.2f}).")
                 why.append(f"{name}-fast")
+            if name == "multiprocessing" and any(r.mangled for r in row.runs):
+                why.append("multiprocessing-mangled")
             if name == "ipyparallel" and any(r.lost for r in row.runs):
                 why.append("ipyparallel-lost")
             if name == "monarch" and any(r.duplicated for r in row.runs):
                 why.append("monarch-dup")
+    for c in checks:
+        if c.system == "ipylogfwd" and (c.lost or c.failure):
+            others = ", ".join(f"{o.system} {o.lost:,}" for o in checks if o.system != "ipylogfwd" and not o.failure)
+            out.append(f"- through a real jupyter_server with its default limits, {c.n} x {c.lines:,}: ipylogfwd's text "
+                       f"output lost {c.lost:,} of {c.expected:,} lines" + (f" (lost there: {others})" if others else "")
+                       + (f"; {c.failure}" if c.failure else "") + ".")
+            why.append("ipylogfwd-rate")
     base_fl = flushes.get("ipylogfwd", ([], None))[0]
     for name, (dts, _) in flushes.items():
         if name != "ipylogfwd" and dts and base_fl and pct(dts, 0.5) < pct(base_fl, 0.5):
@@ -652,7 +673,7 @@ def main() -> None:
             checks.append(c)
             log(f"  {c}")
     seconds = time.monotonic() - t0
-    analysis = analyse(rows, flushes)
+    analysis = analyse(rows, flushes, checks)
     log("\n".join(["", *main_table(rows, names), "", *server_table(checks, rows), "",
                    *flush_table(flushes, args.flush_procs), "", *analysis]))
     if out is not None:

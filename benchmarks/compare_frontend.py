@@ -44,6 +44,7 @@ class Traffic:
     nbytes: int  # JSON size of header, parent header, metadata and content
     parent: str
     idle: bool = False
+    lines: int = 0  # newlines in a stream message's text (what a drop of it would cost)
 
 
 @dataclass
@@ -63,7 +64,8 @@ def record_message(rec: Recording, msg: dict[str, Any], now: float) -> bool:
     content = msg["content"]
     size = sum(len(json.dumps(msg[k], default=str)) for k in ("header", "parent_header", "metadata", "content"))
     idle = mtype == "status" and content.get("execution_state") == "idle"
-    rec.traffic.append(Traffic(now, mtype, size, parent, idle))
+    nl = content["text"].count("\n") if mtype == "stream" else 0
+    rec.traffic.append(Traffic(now, mtype, size, parent, idle, nl))
     if mtype == "stream":
         rec.streams[parent][content["name"]].append(content["text"])
         if TOKEN_START.search(content["text"]):
@@ -289,6 +291,7 @@ class RateReplay:
     msgs: int = 0  # messages the limiter looked at (all but status, comm_open, execute_input)
     dropped: int = 0
     dropped_output: int = 0  # of which stream / display messages
+    dropped_lines: int = 0  # newlines in the dropped stream messages
     msg_limit_hit: bool = False
     data_limit_hit: bool = False
 
@@ -338,6 +341,7 @@ def replay_rate_limits(traffic: list[Traffic], msg_rate: float = 1000.0, data_ra
             nbytes -= b
             q.pop()
             out.dropped += 1
+            out.dropped_lines += t.lines
             if t.msg_type in ("stream", "display_data", "update_display_data"):
                 out.dropped_output += 1
     return out
