@@ -6,10 +6,11 @@ Setup, once, from the project root (its own venv, so the peers stay out of .venv
     python3 -m venv .venv-bench
     .venv-bench/bin/pip install -e ".[test,lab]" -r benchmarks/requirements-compare.txt
 
-(torch==2.13.0 there resolves to the CPU build when it is on a find-links path, as on the
-project's machines; elsewhere use ``--index-url https://download.pytorch.org/whl/cpu`` for it.)
+(torch==2.13.0 resolves to the CPU build where that wheel is on a find-links path, as on the
+project's machines; elsewhere install a CPU build of torch 2.13.0 first, or pip may pull the
+CUDA one.)
 
-Run (the full run takes about 20-25 minutes on 2 cores and rewrites docs/benchmarks.md)::
+Run (the full run takes about 26 minutes on 2 cores and rewrites docs/benchmarks.md)::
 
     flock -w 3600 /tmp/ipylogfwd-bench.lock .venv-bench/bin/python benchmarks/compare.py
     .venv-bench/bin/python benchmarks/compare.py --quick     # a small subset, prints only

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -58,10 +59,10 @@ class ServerFrontend:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = logdir / "server.log"
         self._log = open(self.log_path, "wb")
-        root = tempfile.mkdtemp(prefix="compare-server-root-")
+        self.root = tempfile.mkdtemp(prefix="compare-server-root-")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyter_server", "--ip=127.0.0.1", f"--port={self.port}", "--no-browser",
-             "--allow-root", "--ServerApp.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
+             "--allow-root", "--ServerApp.token=", "--ServerApp.password=", f"--ServerApp.root_dir={self.root}",
              "--ServerApp.port_retries=0",
              # no token on loopback, so no XSRF cookie either: the REST calls here carry none
              "--ServerApp.disable_check_xsrf=True"],
@@ -180,6 +181,7 @@ class ServerFrontend:
             self.proc.wait(5)
         self._log.close()
         kill_marked(self.marker)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def server_check(system: System, n: int, lines: int, payload: int, timeout: float) -> ServerCheck:
@@ -215,4 +217,5 @@ def server_check(system: System, n: int, lines: int, payload: int, timeout: floa
             fe.close()
             out.resumed_in_log = fe.log_path.read_text(errors="replace").count("iopub messages resumed")
         kill_marked(marker)
+        shutil.rmtree(logdir, ignore_errors=True)
     return out
