@@ -124,15 +124,14 @@ class Recorder(Frontend):
 
     def wait_idle(self, msg_id: str, timeout: float, what: str) -> None:
         """Block until the cell ``msg_id`` has gone idle on IOPub; TimeoutError names ``what``."""
-        deadline = time.monotonic() + timeout
+        def idle() -> bool:
+            if self.pump_error is not None:  # the pump notifies when it dies
+                raise RuntimeError("IOPub pump failed") from self.pump_error
+            return msg_id in self._idle
+
         with self._cond:
-            while msg_id not in self._idle:
-                if self.pump_error is not None:
-                    raise RuntimeError("IOPub pump failed") from self.pump_error
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"{what}: the cell did not go idle within {timeout:.0f} s")
-                self._cond.wait(min(left, 0.5))
+            if not self._cond.wait_for(idle, timeout):
+                raise TimeoutError(f"{what}: the cell did not go idle within {timeout:.0f} s")
 
     def reply(self, msg_id: str, timeout: float, what: str) -> dict[str, Any]:
         """The execute_reply of ``msg_id``; raises RuntimeError with the error if the cell failed."""
