@@ -45,8 +45,8 @@ class MessageBudget:
         self,
         rate: float = 250.0,
         burst: float = 100.0,
-        line_rate: float = 40_000.0,
-        line_burst: float = 40_000.0,
+        line_rate: float = 16_000.0,
+        line_burst: float = 16_000.0,
         char_rate: float = 4 * 1024 * 1024,
         char_burst: float = 4 * 1024 * 1024,
     ) -> None:
