@@ -240,10 +240,16 @@ class Reader:
         for proc in self._procs.values():
             for st in proc.streams.values():
                 # By age, not by quiet: a progress bar redrawing with \r every few ms never
-                # goes quiet, and must still be shown as it moves.
+                # goes quiet, and must still be shown as it moves. But not while the rest of
+                # the line may be waiting unread: the proc is paused (its pipe is full), or
+                # this thread fell behind (read the pipe first), else a busy machine shows
+                # the line cut in two.
                 if st.partial_since is not None and now - st.partial_since >= self._idle_release:
-                    self._mailboxes.put(st.rank, st.framer.release_partial())
-                    st.partial_since = None
+                    if st.open and not proc.paused:
+                        self._read(st)
+                    if st.partial_since is not None and not proc.paused:
+                        self._mailboxes.put(st.rank, st.framer.release_partial())
+                        st.partial_since = None
                 st.log.flush()
 
     def _weak(self, cmd: _Weak) -> None:

@@ -1,0 +1,59 @@
+"""The reader thread on real pipes: when a partial line is shown, and when it must wait."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from ipylogfwd.queues import Log, Mailboxes
+from ipylogfwd.reader import Reader, make_pipe
+
+TOKEN = b"0123456789abcdef" * 2
+
+
+def _texts_until(boxes: Mailboxes, needle: str, timeout: float) -> list[str]:
+    """Drain rank 0's stdout texts until one contains ``needle``."""
+    texts: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not any(needle in t for t in texts):
+        assert time.monotonic() < deadline, f"{needle!r} not read within {timeout} s: {texts[-3:]!r}"
+        boxes.wait(0.05)
+        for _, items in boxes.drain():
+            texts += [i.text for i in items if isinstance(i, Log) and i.stream == 1]
+    return texts
+
+
+def test_a_partial_line_shows_after_a_while(tmp_path: Path) -> None:
+    boxes = Mailboxes()
+    reader = Reader(boxes, idle_release=0.05)
+    (out_r, out_w), (err_r, err_w) = make_pipe(), make_pipe()
+    try:
+        reader.add(0, out_r, err_r, TOKEN, tmp_path)
+        os.write(out_w, b"loading...")
+        assert _texts_until(boxes, "loading", 5) == ["loading..."]
+    finally:
+        os.close(out_w), os.close(err_w)
+        reader.stop()
+
+
+def test_a_partial_line_waits_while_the_proc_is_paused(tmp_path: Path) -> None:
+    # A queue over its budget pauses the proc: the rest of the line may be in its pipe.
+    boxes = Mailboxes(budget=1000)
+    reader = Reader(boxes, idle_release=0.05)
+    (out_r, out_w), (err_r, err_w) = make_pipe(), make_pipe()
+    try:
+        reader.add(0, out_r, err_r, TOKEN, tmp_path)
+        os.write(out_w, b"x" * 2000 + b"\nhead")
+        deadline = time.monotonic() + 5
+        while not boxes.over_budget(0):
+            assert time.monotonic() < deadline, "the reader did not read the first line"
+            time.sleep(0.01)
+        os.write(out_w, b"tail\n")
+        time.sleep(0.3)  # many release periods pass while the proc stays paused
+        texts = _texts_until(boxes, "tail", 5)
+        assert "".join(texts) == "x" * 2000 + "\nheadtail\n"
+        assert "head" not in texts, "the partial line was released while the proc was paused"
+    finally:
+        os.close(out_w), os.close(err_w)
+        reader.stop()
