@@ -503,14 +503,6 @@ def part1(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         ],
     )
     run(nb, 0, 60_000)
-    # Tracing starts before the procs are started: starting it (the sampling profiler) costs
-    # the page a long task of its own, which must not fall in the window measured.
-    browser = page.context.browser
-    tracing = bool(cfg.trace) and browser is not None
-    if tracing and browser is not None:
-        with WATCHDOG.bound(60, "Chromium to start tracing"):
-            categories = TRACE_CATEGORIES + ([PROFILER_CATEGORY] if cfg.trace_js else [])
-            browser.start_tracing(page=page, path=cfg.trace, categories=categories)
     t = time.monotonic()
     run(nb, 1, SPAWN_TIMEOUT)
     say(f"  {procs} procs started in {time.monotonic() - t:.1f} s (not measured)")
