@@ -77,23 +77,36 @@ def _start_procs(k: KernelDriver, n: int) -> None:
     assert k.execute(f"%procs {n}").status == "ok"
 
 
+MAX_GROWTH_MIB = 150
+
+
+def _run_measured(fe: FakeFrontend, n: int, body: str, figure: str, record_figure, flush_timeout: float = 30) -> None:
+    """Run ``body`` in ``n`` procs until ``%logflush`` reports "rendered", sampling the kernel's
+    memory meanwhile; record the growth (and the time) as ``figure`` and bound it."""
+    _start_procs(fe, n)
+    rss = PeakRSS(fe.pid)
+    t0 = time.monotonic()
+    cell = fe.execute(f"%%procs {n}\n{body}", timeout=600)
+    assert cell.status == "ok", cell.error
+    _rendered(fe, flush_timeout)
+    took = time.monotonic() - t0
+    growth = rss.stop()
+    record_figure(figure, f"{growth:.1f} MiB in {took:.1f} s")
+    assert growth < MAX_GROWTH_MIB, f"kernel grew {growth:.0f} MiB: {figure}"
+
+
 def test_a_100_mb_line_without_newline(frontend: FakeFrontend, record_figure) -> None:
-    _start_procs(frontend, 1)
-    rss = PeakRSS(frontend.pid)
-    cell = frontend.execute(
-        "%%procs 1\n"
+    _run_measured(
+        frontend,
+        1,
         "import os\n"
         "block = b'x' * (1 << 20)\n"
         "for _ in range(100):\n"
         "    os.write(1, block)\n"
         "os.write(1, b'\\nthe next line\\n')\n",
-        timeout=300,
+        "kernel RSS growth, one 100 MB line (widgets)",
+        record_figure,
     )
-    assert cell.status == "ok", cell.error
-    _rendered(frontend)
-    growth = rss.stop()
-    record_figure("kernel RSS growth, one 100 MB line (widgets)", f"{growth:.1f} MiB")
-    assert growth < 150, f"kernel grew {growth:.0f} MiB for one 100 MB line"
     m = frontend.proc_models()[0]
     lines = m.stream_lines(1)
     # The line is shown split into marked pieces; the view ends with what followed it.
@@ -108,23 +121,14 @@ def test_a_100_mb_line_without_newline(frontend: FakeFrontend, record_figure) ->
 
 
 def test_a_flood_of_10_million_lines(frontend: FakeFrontend, record_figure) -> None:
-    _start_procs(frontend, 4)
-    rss = PeakRSS(frontend.pid)
-    t0 = time.monotonic()
-    cell = frontend.execute(
-        "%%procs 4\n"
-        "import os, sys\n"
-        "w = sys.stdout.write\n"
-        "for i in range(2_500_000):\n"
-        "    w(f'{i}\\n')\n",
-        timeout=600,
+    _run_measured(
+        frontend,
+        4,
+        "import sys\nw = sys.stdout.write\nfor i in range(2_500_000):\n    w(f'{i}\\n')\n",
+        "kernel RSS growth, 4 procs x 2.5M lines (widgets)",
+        record_figure,
+        flush_timeout=60,
     )
-    assert cell.status == "ok", cell.error
-    _rendered(frontend, 60)
-    took = time.monotonic() - t0
-    growth = rss.stop()
-    record_figure("kernel RSS growth, 4 procs x 2.5M lines (widgets)", f"{growth:.1f} MiB in {took:.1f} s")
-    assert growth < 150, f"kernel grew {growth:.0f} MiB under a 10M-line flood"
     logdir = _logdir(frontend)
     for rank, m in frontend.proc_models().items():
         shown = m.stream_lines(1)
@@ -159,21 +163,16 @@ def test_binary_nul_and_invalid_utf8(frontend: FakeFrontend) -> None:
 
 
 def test_carriage_return_storm(frontend: FakeFrontend, record_figure) -> None:
-    _start_procs(frontend, 2)
-    rss = PeakRSS(frontend.pid)
-    cell = frontend.execute(
-        "%%procs 2\n"
+    _run_measured(
+        frontend,
+        2,
         "import sys\n"
         "for i in range(1_000_000):\n"
         "    sys.stdout.write(f'\\r{i}')\n"
         "sys.stdout.write('\\r' * 1_000_000 + 'done\\n')\n",
-        timeout=300,
+        "kernel RSS growth, 2 procs x 1M \\r redraws without newline",
+        record_figure,
     )
-    assert cell.status == "ok", cell.error
-    _rendered(frontend)
-    growth = rss.stop()
-    record_figure("kernel RSS growth, 2 procs x 1M \\r redraws without newline", f"{growth:.1f} MiB")
-    assert growth < 150
     logdir = _logdir(frontend)
     for rank, m in frontend.proc_models().items():
         # Redraws are forwarded as they are (rendering \r in place is the view's job); a line
@@ -263,7 +262,7 @@ def test_text_output_memory_stays_bounded_too(kernel: KernelDriver, record_figur
     assert flood.status == "ok", flood.error
     flood_growth = rss.stop()
     record_figure("kernel RSS growth, text output: one 100 MB line / 4 x 2.5M lines", f"{line_growth:.1f} MiB / {flood_growth:.1f} MiB")
-    assert line_growth < 150 and flood_growth < 150
+    assert line_growth < MAX_GROWTH_MIB and flood_growth < MAX_GROWTH_MIB
     # Every line, once, in order per rank.
     nxt = [0, 0, 0, 0]
     for m in flood.stream_messages():
