@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .barrier import FlushEntry, FlushReport
+from .elision import set_text_limit
 from .errors import (
     FlushWarning,
     IpylogfwdError,
@@ -36,8 +37,8 @@ __all__ = [
     "LogFileWarning",
     "ProcDiedError",
     "ProcGroup",
-    "ProcStatus",
     "ProcStartError",
+    "ProcStatus",
     "ProcTimeoutError",
     "ProcsBusyError",
     "ProcsError",
@@ -47,6 +48,7 @@ __all__ = [
     "load_ipython_extension",
     "logflush",
     "parse_targets",
+    "set_text_limit",
     "unload_ipython_extension",
 ]
 

@@ -114,6 +114,7 @@ class Dispatcher:
         ended: list[tuple[int, int]] = []
         barrier_ranks: list[int] = []
         barrier_sinks: list[Sink] = []
+        stream_sinks: list[Sink] = []  # the sink of each barrier's own stream
         for rank, items in self._mailboxes.drain():
             with self._lock:
                 route = self._routes.setdefault(rank, {STDOUT: 0, STDERR: 0})
@@ -134,10 +135,14 @@ class Dispatcher:
                     reached.append(item)
                     barrier_ranks.append(rank)
                     barrier_sinks.append(self._sink(route[STDOUT], rank))
+                    stream_sinks.append(self._sink(route[item.stream], rank))
                 elif isinstance(item, Eof):
                     ended.append((rank, item.stream))
         self._publish(touched)
-        for rank, b, sink in zip(barrier_ranks, reached, barrier_sinks):
+        for rank, b, sink, own in zip(barrier_ranks, reached, barrier_sinks, stream_sinks):
+            # What a sink left out before the barrier is noted before the barrier counts.
+            if own.settle(rank, b.stream):
+                own.sync(self._publish_timeout)
             if self._tracker.reach(rank, b.stream, b.key, b.weak) and b.key[0] == "flush":
                 # Both streams are published up to the barrier: the view gets it behind them.
                 with self._lock:

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from typing import Any, Protocol, TextIO
 
+from .elision import TEXT_BUDGET, Elided, TextBudget
 from .queues import STDERR, STDOUT, STREAM_NAMES
+
+NOTE_INTERVAL = 1.0
 
 
 class Sink(Protocol):
@@ -40,6 +44,11 @@ class Sink(Protocol):
         """Everything of ``rank`` written so far precedes barrier ``version`` (sent after publish)."""
         ...
 
+    def settle(self, rank: int, stream: int) -> bool:
+        """Before any barrier of ``rank`` on ``stream`` counts as published: publish what the
+        sink held back or left out of it (a note). True if anything was published."""
+        ...
+
     def sync(self, timeout: float) -> bool:
         """Wait until what was published has left this process."""
         ...
@@ -57,12 +66,22 @@ NO_WIDGET_FRONTEND = "text output, no widget frontend (terminal, nbconvert/nbval
 
 
 class TextSink:
-    """Rank-prefixed text per stream; subclasses say where published text goes."""
+    """Rank-prefixed text per stream; subclasses say where published text goes.
 
-    def __init__(self) -> None:
-        self._parts: dict[int, list[str]] = {STDOUT: [], STDERR: []}
+    With a ``TextBudget``, text past it is left out and counted (see ``elision``): each
+    proc's note says how many lines, where its full log is, and shows the last few.
+    """
+
+    def __init__(self, budget: TextBudget | None = None, log_paths: dict[int, list[str]] | None = None) -> None:
+        self._batch: dict[int, list[tuple[int, str]]] = {STDOUT: [], STDERR: []}
         self._open: dict[int, int | None] = {STDOUT: None, STDERR: None}
         self._pending = 0
+        self._budget = budget
+        self._log_paths = log_paths or {}
+        self._clock = budget.clock if budget is not None else time.monotonic
+        self._eliding = False
+        self._last_note = 0.0
+        self._elided: dict[tuple[int, int], Elided] = {}
 
     @property
     def pending(self) -> int:
@@ -73,7 +92,8 @@ class TextSink:
         return True
 
     def has_deferred(self) -> bool:
-        return False
+        # While leaving text out, publish again soon: notes are due even if procs go quiet.
+        return self._eliding
 
     def barrier(self, rank: int, version: int) -> None:
         pass  # text has no view to acknowledge it: published is as far as it goes
@@ -82,28 +102,36 @@ class TextSink:
         return NO_WIDGET_FRONTEND, None
 
     def write(self, rank: int, stream: int, text: str) -> None:
-        parts = self._parts[stream]
-        prefix = f"[{rank}] "
-        open_rank = self._open[stream]
-        if open_rank is not None and open_rank != rank:
-            parts.append("\n")
-        if text.endswith("\n"):
-            body, tail, self._open[stream] = text[:-1], "\n", None
-        else:
-            body, tail, self._open[stream] = text, "", rank
-        out = body.replace("\n", "\n" + prefix)
-        if open_rank != rank:
-            out = prefix + out
-        parts.append(out + tail)
-        self._pending += len(out) + 1
+        self._batch[stream].append((rank, text))
+        self._pending += len(text) + 8 * (text.count("\n") + 1)  # with "[rank] " prefixes
 
     def publish(self) -> None:
-        for stream, parts in self._parts.items():
-            if parts:
-                text = "".join(parts)
-                parts.clear()
-                self._emit(STREAM_NAMES[stream], text)
-        self._pending = 0
+        if self._eliding and self._budget is not None and self._budget.recovered():
+            self._resume()
+        if not self._eliding and (self._budget is None or self._budget.take(self._pending)):
+            out = {stream: [self._format(rank, stream, text) for rank, text in batch] for stream, batch in self._batch.items()}
+        else:
+            self._leave_out()
+            out = self._notes_if_due()
+        self._clear()
+        self._emit_all(out)
+
+    def settle(self, rank: int, stream: int) -> bool:
+        """Before a barrier of ``rank`` on ``stream``: show what was left out of it so far,
+        so that the barrier follows its note. True if anything was published."""
+        published = any(self._batch.values())
+        if published:
+            self.publish()
+        record = self._elided.pop((rank, stream), None)
+        if not record:
+            return published
+        parts = self._note(rank, stream, record)
+        partial = record.take_partial()
+        if partial:
+            parts.append(self._format(rank, stream, partial))
+        self._budget_spend(parts)
+        self._emit_all({stream: parts})
+        return True
 
     def sync(self, timeout: float) -> bool:
         """Wait until published text has left this process; False if not within ``timeout``."""
@@ -111,6 +139,93 @@ class TextSink:
 
     def _emit(self, name: str, text: str) -> None:
         raise NotImplementedError
+
+    # --- formatting --------------------------------------------------------------------------
+    def _format(self, rank: int, stream: int, text: str) -> str:
+        """``text`` with each line prefixed by the rank; ranks never share a line."""
+        prefix = f"[{rank}] "
+        open_rank = self._open[stream]
+        lead = "\n" if open_rank is not None and open_rank != rank else ""
+        if text.endswith("\n"):
+            body, tail, self._open[stream] = text[:-1], "\n", None
+        else:
+            body, tail, self._open[stream] = text, "", rank
+        out = body.replace("\n", "\n" + prefix)
+        if open_rank != rank:
+            out = prefix + out
+        return lead + out + tail
+
+    def _clear(self) -> None:
+        for batch in self._batch.values():
+            batch.clear()
+        self._pending = 0
+
+    def _emit_all(self, out: dict[int, list[str]]) -> None:
+        for stream, parts in out.items():
+            if parts:
+                self._emit(STREAM_NAMES[stream], "".join(parts))
+
+    # --- leaving text out --------------------------------------------------------------------
+    def _leave_out(self) -> None:
+        if not self._eliding:
+            self._eliding = True
+            self._last_note = self._clock()
+        for stream, batch in self._batch.items():
+            for rank, text in batch:
+                record = self._elided.get((rank, stream))
+                if record is None:
+                    record = self._elided[(rank, stream)] = Elided()
+                record.add(text)
+
+    def _notes_if_due(self) -> dict[int, list[str]]:
+        """Each proc's note, about once a second while text is left out."""
+        now = self._clock()
+        if now - self._last_note < NOTE_INTERVAL:
+            return {}
+        self._last_note = now
+        out: dict[int, list[str]] = {STDOUT: [], STDERR: []}
+        for (rank, stream), record in sorted(self._elided.items()):
+            if record.lines:
+                out[stream].extend(self._note(rank, stream, record))
+        self._budget_spend(out[STDOUT] + out[STDERR])
+        return out
+
+    def _resume(self) -> None:
+        """The budget allows text again: the last notes, then each line in progress, so the
+        text that follows continues it."""
+        self._eliding = False
+        out: dict[int, list[str]] = {STDOUT: [], STDERR: []}
+        for (rank, stream), record in sorted(self._elided.items()):
+            out[stream].extend(self._note(rank, stream, record))
+            partial = record.take_partial()
+            if partial:
+                out[stream].append(self._format(rank, stream, partial))
+        self._elided.clear()
+        self._budget_spend(out[STDOUT] + out[STDERR])
+        self._emit_all(out)
+
+    def _note(self, rank: int, stream: int, record: Elided) -> list[str]:
+        """Lines saying what was left out of ``rank``'s ``stream``, then its last lines."""
+        hidden, tail = record.take_lines()
+        if not hidden and not tail:
+            return []
+        parts = []
+        if self._open[stream] is not None:
+            parts.append("\n")
+            self._open[stream] = None
+        prefix = f"[{rank}] "
+        if hidden:
+            limit = self._budget.describe() if self._budget is not None else "a limit"
+            paths = [p for p in self._log_paths.get(rank, []) if p.endswith(f".{STREAM_NAMES[stream]}.log")]
+            where = f"; full log: {paths[0]}" if paths else ""
+            s = "" if hidden == 1 else "s"
+            parts.append(f"{prefix}… {hidden:,} line{s} not shown (text output is limited to {limit}{where})\n")
+        parts.extend(f"{prefix}{line}\n" for line in tail)
+        return parts
+
+    def _budget_spend(self, parts: list[str]) -> None:
+        if self._budget is not None:
+            self._budget.spend(sum(map(len, parts)))
 
 
 class StdioTextSink(TextSink):
@@ -129,8 +244,15 @@ class StdioTextSink(TextSink):
 class IOPubTextSink(TextSink):
     """Publishes ``stream`` messages on the kernel's IOPub channel, as output of one cell."""
 
-    def __init__(self, kernel: Any, parent: dict[str, Any]) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        kernel: Any,
+        parent: dict[str, Any],
+        log_paths: dict[int, list[str]] | None = None,
+        budget: TextBudget | None = TEXT_BUDGET,
+    ) -> None:
+        # The budget keeps a server between the kernel and the browser from dropping output.
+        super().__init__(budget, log_paths)
         self._session = kernel.session
         self._socket = kernel.iopub_socket
         self.parent = parent
@@ -172,11 +294,11 @@ def current_kernel() -> Any | None:
     return kernel
 
 
-def text_sink() -> TextSink:
+def text_sink(log_paths: dict[int, list[str]] | None = None) -> TextSink:
     """A text sink for the cell now executing, or for this process's stdio outside a kernel."""
     kernel = current_kernel()
     if kernel is not None:
-        return IOPubTextSink(kernel, kernel.get_parent())
+        return IOPubTextSink(kernel, kernel.get_parent(), log_paths)
     return StdioTextSink()
 
 
@@ -191,4 +313,4 @@ def default_sink(ranks: list[int], pids: dict[int, int | None], log_paths: dict[
             from .widget_sink import WidgetSink
 
             return WidgetSink(ranks, hub, pids=pids, log_paths=log_paths)
-    return text_sink()
+    return text_sink(log_paths)

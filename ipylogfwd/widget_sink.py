@@ -251,6 +251,9 @@ class WidgetSink:
                 self._send_lines(rank)
         self._pending_chars = sum(len(c[1]) for t in self._pending.values() for c in t.chunks)
 
+    def settle(self, rank: int, stream: int) -> bool:
+        return False  # held text goes out with the barrier itself, on the same comm
+
     def barrier(self, rank: int, version: int) -> None:
         """Send the rank's held text, then barrier ``version`` behind it."""
         if rank not in self.widgets:

@@ -244,7 +244,9 @@ def test_imitated_markers_are_text_and_the_token_is_not_in_the_environment(kerne
 
 
 def test_text_output_memory_stays_bounded_too(kernel: KernelDriver, record_figure) -> None:
-    # Without a widget frontend (nbconvert, terminal): everything is published as text.
+    # Without a widget frontend and with no text limit (nbconvert, a client on jupyter_client):
+    # everything is published as text, the most the kernel can hold.
+    assert kernel.execute("import ipylogfwd; ipylogfwd.set_text_limit(None)").status == "ok"
     _start_procs(kernel, 4)
     rss = PeakRSS(kernel.pid)
     line = kernel.execute(

@@ -26,7 +26,13 @@ def _check_sequence(lines: list[str], kind: str, rank: int) -> None:
     assert lines == expected, f"rank {rank} {kind}: lines lost, duplicated or out of order"
 
 
+def _show_all_text(kernel: KernelDriver) -> None:
+    # As for nbconvert or any client on jupyter_client: no server between, so no limit.
+    assert kernel.execute("import ipylogfwd; ipylogfwd.set_text_limit(None)").status == "ok"
+
+
 def test_flood_blocking_cell_every_line_once_in_order(kernel: KernelDriver) -> None:
+    _show_all_text(kernel)
     cell = kernel.execute("%%procs 4\n" + FLOOD, timeout=300)
     assert cell.status == "ok", cell.error
     out, err = by_rank(cell.stdout), by_rank(cell.stderr)
@@ -43,6 +49,7 @@ def test_flood_blocking_cell_every_line_once_in_order(kernel: KernelDriver) -> N
 def test_flood_background_cell_then_logflush(kernel: KernelDriver, tmp_path: Path) -> None:
     # The procs finish writing (the files say so), then %logflush: when it returns, every
     # line they wrote is published, whatever was still in buffers, pipes or queues.
+    _show_all_text(kernel)
     body = FLOOD + f"open(os.path.join({str(tmp_path)!r}, 'done' + r), 'w').close()\n"
     start = kernel.execute("%%procs 4 --bg\n" + body)
     assert start.status == "ok"
