@@ -58,6 +58,8 @@ export class ProcModel extends DOMWidgetModel implements PacedTask {
   private seqs!: SeqTracker;
   /** Messages received, not applied yet (see onCustom). */
   private inbox!: ToView[];
+  /** Barriers in `inbox`: while there are any, a flush waits for this model's steps. */
+  private inboxBarriers!: number;
   private pendingBarriers!: number[];
   private protocolErrors!: string[];
 
@@ -91,6 +93,7 @@ export class ProcModel extends DOMWidgetModel implements PacedTask {
     this.storeViews = new Set();
     this.seqs = new SeqTracker();
     this.inbox = [];
+    this.inboxBarriers = 0;
     this.pendingBarriers = [];
     this.protocolErrors = [];
     const protocol: unknown = this.get('protocol');
@@ -191,6 +194,9 @@ export class ProcModel extends DOMWidgetModel implements PacedTask {
       return;
     }
     this.inbox.push(msg);
+    if (msg.type === 'barrier') {
+      this.inboxBarriers++;
+    }
     pagePacer().add(this);
   }
 
@@ -198,15 +204,25 @@ export class ProcModel extends DOMWidgetModel implements PacedTask {
   step(deadline: number): boolean {
     let applied = 0;
     while (this.inbox.length > applied && (applied === 0 || performance.now() < deadline)) {
-      this.apply(this.inbox[applied++]);
+      const msg = this.inbox[applied++];
+      if (msg.type === 'barrier') {
+        this.inboxBarriers--;
+      }
+      this.apply(msg);
     }
     this.inbox.splice(0, applied);
     return this.inbox.length === 0;
   }
 
+  /** A barrier is queued here: the pacer gives the frame its larger budget. */
+  urgent(): boolean {
+    return this.inboxBarriers > 0;
+  }
+
   close(comm_closed?: boolean): Promise<void> {
     pagePacer().remove(this);
     this.inbox = [];
+    this.inboxBarriers = 0;
     return super.close(comm_closed);
   }
 

@@ -286,6 +286,11 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
     return this.mirror.synced;
   }
 
+  /** A barrier waits for this view's DOM: the pacer gives the frame its larger budget. */
+  urgent(): boolean {
+    return this.mirror.heldBarriers > 0;
+  }
+
   showProtocolError(text: string): void {
     this.errorEl.hidden = false;
     this.errorEl.textContent = text;

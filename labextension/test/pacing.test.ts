@@ -116,6 +116,37 @@ test('without painting (hidden document) there is no budget: everything is done 
   assert.equal(pacer.pending, 0);
 });
 
+/** Work that a barrier waits for while `waiting` is true. */
+class UrgentWork extends Work {
+  waiting = true;
+  urgent(): boolean {
+    return this.waiting;
+  }
+}
+
+test('a task a barrier waits for may use the larger budget; the others keep the normal one and their place', () => {
+  const frames = new FakeFrames();
+  const pacer = new Pacer(frames, 10, 40);
+  const log: string[] = [];
+  const plain = new Work('p', 100, frames, 1, log);
+  const urgent = new UrgentWork('u', 100, frames, 1, log);
+  const other = new Work('o', 100, frames, 1, log);
+  pacer.add(plain);
+  pacer.add(urgent);
+  pacer.add(other);
+  frames.frame();
+  assert.deepEqual(
+    [log.filter(n => n === 'p').length, log.filter(n => n === 'u').length, log.filter(n => n === 'o').length],
+    [10, 30, 0],
+    'the first task up to the normal budget, the urgent one up to the larger'
+  );
+  urgent.waiting = false;
+  log.length = 0;
+  frames.frame();
+  assert.deepEqual(log.slice(0, 2), ['o', 'o'], 'the task passed over goes first');
+  assert.equal(log.length, 10, 'no barrier waits: the normal budget');
+});
+
 test('a removed task is not run; a task that throws is dropped and the others go on', () => {
   const frames = new FakeFrames();
   const pacer = new Pacer(frames, 10);
