@@ -407,18 +407,18 @@ def flush_table(flushes: dict[str, tuple[list[float], str | None]], n: int) -> l
 
 def server_table(checks: list[ServerCheck], rows: list[Row]) -> list[str]:
     """Markdown rows: what arrived through a real server, next to the replay's prediction."""
-    out = ["| system | procs x lines | lines expected | lost through the server | mangled | server notices "
-           "\"IOPub … rate exceeded\" | \"iopub messages resumed\" in its log | replay: output msgs (lines) dropped "
-           "(direct run, median) |",
-           "|---|---|---:|---:|---:|---:|---:|---:|"]
+    out = ["| system | procs x lines | lines expected | lost through the server | left out and counted by the "
+           "system | mangled | server notices \"IOPub … rate exceeded\" | \"iopub messages resumed\" in its log | "
+           "replay: output msgs (lines) dropped (direct run, median) |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for c in checks:
         direct = next((r for r in rows if (r.system, r.n, r.lines) == (c.system, c.n, c.lines)), None)
         pred = (f"{fmt_int_med(direct.runs, 'dropped')} ({fmt_int_med(direct.runs, 'dropped_lines')})"
                 if direct and direct.runs else "–")
         if c.failure:
-            out.append(f"| {c.system} | {c.n} x {c.lines:,} | {c.expected:,} | {c.failure} | | | | {pred} |")
+            out.append(f"| {c.system} | {c.n} x {c.lines:,} | {c.expected:,} | {c.failure} | | | | | {pred} |")
         else:
-            out.append(f"| {c.system} | {c.n} x {c.lines:,} | {c.expected:,} | {c.lost:,} | {c.mangled:,} | "
+            out.append(f"| {c.system} | {c.n} x {c.lines:,} | {c.expected:,} | {c.lost:,} | {c.noted:,} | {c.mangled:,} | "
                        f"{c.rate_notices} | {c.resumed_in_log} | {pred} |")
     return out
 
@@ -520,6 +520,15 @@ WHY = {
         "Notebook 7 ipylogfwd uses its widgets, which pace lines within the server's limits; "
         "benchmarks/bench_browser.py measures that path."
     ),
+    "ipylogfwd-noted": (
+        "ipylogfwd's text output, used when no widget frontend answers, is limited (192 KiB/s by default) "
+        "so that a server's IOPub data limit (1 MB/s) never drops it: past the limit it leaves lines out "
+        "and notes, per proc about once a second and before each barrier, how many and where the full log "
+        "is, followed by the last lines left out. In the direct runs above (no server between, as with "
+        "nbconvert) the limit is off, `ipylogfwd.set_text_limit(None)`. In JupyterLab and Notebook 7 "
+        "ipylogfwd uses its widgets, which pace lines within the server's limits; "
+        "benchmarks/bench_browser.py measures that path."
+    ),
     "multiprocessing-mangled": (
         "multiprocessing in ipykernel mangles lines: every child writes its 8 KiB buffer into the one "
         "capture pipe ipykernel reads, and pipe writes are atomic only up to 4 KiB, so children's "
@@ -582,6 +591,13 @@ def analyse(rows: list[Row], flushes: dict[str, tuple[list[float], str | None]],
             if name == "monarch" and any(r.duplicated for r in row.runs):
                 why.append("monarch-dup")
     for c in checks:
+        if c.system == "ipylogfwd" and c.noted and not c.lost:
+            shown = c.expected - c.noted
+            full = ", ".join(f"{o.system} {o.expected - o.lost:,}" for o in checks if o.system != "ipylogfwd" and not o.failure)
+            out.append(f"- through a real jupyter_server with its default limits, {c.n} x {c.lines:,}: ipylogfwd's text "
+                       f"output showed {shown:,} of {c.expected:,} lines and counted the other {c.noted:,} in its notes; "
+                       "the server dropped nothing" + (f" (lines shown there: {full})" if full else "") + ".")
+            why.append("ipylogfwd-noted")
         if c.system == "ipylogfwd" and (c.lost or c.failure):
             others = ", ".join(f"{o.system} {o.lost:,}" for o in checks if o.system != "ipylogfwd" and not o.failure)
             out.append(f"- through a real jupyter_server with its default limits, {c.n} x {c.lines:,}: ipylogfwd's text "

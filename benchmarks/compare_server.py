@@ -38,6 +38,7 @@ class ServerCheck:
     lines: int
     expected: int = 0
     lost: int = 0
+    noted: int = 0  # lines the system left out itself and counted in a note
     mangled: int = 0
     rate_notices: int = 0  # "IOPub … rate exceeded" messages the client received
     resumed_in_log: int = 0  # "iopub messages resumed" warnings in the server log
@@ -194,7 +195,7 @@ def server_check(system: System, n: int, lines: int, payload: int, timeout: floa
     fe: ServerFrontend | None = None
     try:
         fe = ServerFrontend(env, marker, logdir)
-        fe.run(system.setup(n), 180, f"{system.name}: setup through the server")
+        fe.run(system.setup(n, through_server=True), 180, f"{system.name}: setup through the server")
         fe.rec = Recording()
         cell = fe.send(system.workload(n, lines, payload, time.time() + 1.0 + 0.05 * n))
         nxt = fe.send("print('next')")
@@ -202,7 +203,7 @@ def server_check(system: System, n: int, lines: int, payload: int, timeout: floa
         fe.finish(nxt, 60, f"{system.name}: the next cell through the server")
         time.sleep(1.0)  # late output
         chk = check_lines(fe.rec, n, lines, payload, cell, nxt)
-        out.lost, out.mangled = chk.lost, chk.mangled
+        out.lost, out.noted, out.mangled = chk.lost, chk.noted, chk.mangled
         out.rate_notices = sum(
             "".join(chunks).count("rate exceeded") for by in fe.rec.streams.values() for chunks in by.values()
         )

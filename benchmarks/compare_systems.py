@@ -30,9 +30,11 @@ class System:
     # lines of one delivery path only (a regex for the text before the token), see check_lines
     primary_prefix: str | None = None
     needs: str | None = None  # an importable module the system needs in the kernel
+    server_setup_code: str | None = None  # setup when a jupyter_server stands between, if different
 
-    def setup(self, n: int) -> str:
-        return self.setup_code.format(n=n)
+    def setup(self, n: int, through_server: bool = False) -> str:
+        code = self.server_setup_code if through_server and self.server_setup_code else self.setup_code
+        return code.format(n=n)
 
     def workload(self, n: int, lines: int, payload: int, start_at: float) -> str:
         return self.workload_code.format(n=n, lines=lines, payload=payload, start_at=start_at) + _BENCH_JSON
@@ -40,11 +42,16 @@ class System:
 
 IPYLOGFWD = System(
     name="ipylogfwd",
-    about="`%%procs N` (blocking), then `%logflush`; text output (no widget frontend on a jupyter_client driver)",
+    about="`%%procs N` (blocking), then `%logflush`; text output (no widget frontend on a jupyter_client driver), "
+    "its limit off in direct runs and at its default through the server",
     guarantee="per proc: everything the proc wrote before the barrier (Python and C buffers flushed, in-band "
     "marker behind the data on stdout and stderr) has been published to IOPub, in order per proc and stream, "
     "in the cell that produced it",
-    setup_code="%load_ext ipylogfwd\nget_ipython().run_cell_magic('procs', '{n}', 'import compare_workload as _W')\n",
+    # Direct runs have no server between kernel and frontend (as with nbconvert): the text
+    # limit, there for a server's IOPub limits, is off. Through a server it is left at its default.
+    setup_code="%load_ext ipylogfwd\nimport ipylogfwd as _lf\n_lf.set_text_limit(None)\n"
+    "get_ipython().run_cell_magic('procs', '{n}', 'import compare_workload as _W')\n",
+    server_setup_code="%load_ext ipylogfwd\nget_ipython().run_cell_magic('procs', '{n}', 'import compare_workload as _W')\n",
     workload_code=(
         "import time as _time\n"
         "_ip = get_ipython()\n"
