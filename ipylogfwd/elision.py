@@ -25,7 +25,7 @@ MAX_PARTIAL = 4096
 
 
 def _size(n: float) -> str:
-    return f"{n / 1024:g} KiB" if n < 1024 * 1024 else f"{n / (1024 * 1024):g} MiB"
+    return f"{n / 1024:.3g} KiB" if n < 1024 * 1024 else f"{n / (1024 * 1024):.3g} MiB"
 
 
 class TextBudget:

@@ -120,7 +120,7 @@ def test_text_past_the_budget_is_counted_noted_and_its_last_lines_shown() -> Non
         lines = sink.lines(name)
         notes = [NOTE.match(line) for line in lines if NOTE.match(line)]
         assert notes, "nothing was left out: the budget did not apply"
-        assert all(n[3] == "1.95312 KiB/s" for n in notes)
+        assert all(n[3] == "1.95 KiB/s" for n in notes)
         assert all(n[4] == f"/logs/rank{n[1]}.{name}.log" for n in notes)
         acc = account(lines)
         for rank in range(3):
@@ -200,3 +200,19 @@ def test_procs_printing_past_the_budget_lose_nothing_unnoted(
             log = Path(note[4])
             assert log.name == f"rank{note[1]}.{name}.log"
             assert log.read_text().count("\n") == total
+
+
+def test_set_text_limit_takes_a_rate_or_none_and_refuses_anything_else() -> None:
+    import ipylogfwd
+    from ipylogfwd.elision import TEXT_BUDGET, TEXT_RATE
+
+    for bad in (0, -5, "fast", True, float("nan")):
+        with pytest.raises(ValueError, match="positive number of characters per second or None"):
+            ipylogfwd.set_text_limit(bad)  # type: ignore[arg-type]
+    try:
+        assert ipylogfwd.set_text_limit(None) == TEXT_RATE
+        assert TEXT_BUDGET.take(10**9) and TEXT_BUDGET.describe() == "no limit"
+        assert ipylogfwd.set_text_limit(64 * 1024) is None
+        assert TEXT_BUDGET.describe() == "64 KiB/s" and TEXT_BUDGET.burst == 256 * 1024
+    finally:
+        ipylogfwd.set_text_limit(TEXT_RATE)
