@@ -9,9 +9,20 @@
  * drop the lines the store evicted, then append the next lines (as many as the step's
  * budget allows). Lines the store evicted before the view got to them are never created.
  *
+ * A view far behind the store (more than `jumpBehind` lines to append: a flush after a
+ * flood, a new view of a full store, a view starved of frames) jumps, unless its user is
+ * reading older lines (`mayJump`): it clears its DOM and appends only the newest
+ * `jumpKeep` lines, so that it shows the newest output soon instead of rendering lines
+ * that would scroll away. The lines of the store before the DOM's first line are then
+ * "skipped": the view counts them with the lines the store no longer holds ("N earlier
+ * lines not shown"), and prepends them later, newest first, once its tail is current
+ * (`backfill`). The DOM is thus always one contiguous run of the store's lines ending at or
+ * before its last line, and every line before that run is counted.
+ *
  * A barrier covers everything in the store when it arrives; the view acknowledges it only
  * once its DOM shows all of that: at once if the DOM is up to date, otherwise after the
- * step that appends the barrier's last line (lines evicted meanwhile need not be shown).
+ * step that appends the barrier's last line (lines evicted or skipped meanwhile need not be
+ * shown: they are counted in the notice).
  */
 
 import { LineStore, StoredLine } from './store';
@@ -26,6 +37,11 @@ export interface StepStart {
   readonly changed: readonly StoredLine[];
 }
 
+/** A view with more lines than this to append jumps to the newest lines. */
+export const JUMP_BEHIND = 768;
+/** How many of the newest lines a jump appends (backfill brings the others later). */
+export const JUMP_KEEP = 256;
+
 interface HeldBarrier {
   readonly version: number;
   /** The store's last id when the barrier came: acked once the DOM's last id reaches it. */
@@ -38,8 +54,17 @@ export class Mirror {
   private needsClear = true;
   private readonly changedLines = new Set<StoredLine>();
   private held: HeldBarrier[] = [];
+  /**
+   * Whether the view may jump ahead: not while the user reads older output (scrolled up),
+   * whose DOM a jump would clear.
+   */
+  mayJump = true;
 
-  constructor(private readonly store: LineStore) {
+  constructor(
+    private readonly store: LineStore,
+    private readonly jumpBehind: number = JUMP_BEHIND,
+    private readonly jumpKeep: number = JUMP_KEEP
+  ) {
     this.firstShown = store.firstId;
     this.lastShown = this.firstShown - 1;
   }
@@ -58,14 +83,27 @@ export class Mirror {
     return this.held.length;
   }
 
-  /** Whether the DOM shows the store exactly as it is. */
-  get synced(): boolean {
+  /** Lines of the store before the DOM's first line (after a jump): counted, not shown. */
+  get skipped(): number {
+    return this.needsClear ? 0 : Math.max(0, this.firstShown - this.store.firstId);
+  }
+
+  /**
+   * Whether the DOM's tail is up to date: it ends with the store's last line, as it is now,
+   * and holds no evicted line (it may start after the store's first line: `skipped`).
+   */
+  get current(): boolean {
     return (
       !this.needsClear &&
       this.changedLines.size === 0 &&
-      this.firstShown === this.store.firstId &&
+      this.firstShown >= this.store.firstId &&
       this.lastShown === this.store.lastId
     );
+  }
+
+  /** Whether the DOM shows the store exactly as it is (current, nothing skipped). */
+  get synced(): boolean {
+    return this.current && this.firstShown === this.store.firstId;
   }
 
   /** Lines of the store were continued or overwritten in place. */
@@ -93,19 +131,27 @@ export class Mirror {
    * already shows all of it (ack now); otherwise it is held (see `acked`).
    */
   barrier(version: number): boolean {
-    if (this.held.length === 0 && this.synced) {
+    if (this.held.length === 0 && this.current) {
       return true;
     }
     this.held.push({ version, upTo: this.store.lastId });
     return false;
   }
 
-  /** Start a step: what to remove and re-render; the DOM's range is updated for it. */
+  /**
+   * Start a step: what to remove and re-render; the DOM's range is updated for it. A view
+   * too far behind jumps here (the step clears the DOM).
+   */
   begin(): StepStart {
     const storeFirst = this.store.firstId;
     let clear = false;
     let remove = 0;
-    if (this.needsClear) {
+    if (this.mayJump && this.store.lastId - Math.max(this.lastShown, storeFirst - 1) > this.jumpBehind) {
+      clear = true;
+      this.needsClear = false;
+      this.firstShown = Math.max(storeFirst, this.store.lastId - this.jumpKeep + 1);
+      this.lastShown = this.firstShown - 1;
+    } else if (this.needsClear) {
       clear = true;
       this.needsClear = false;
       this.firstShown = storeFirst;
@@ -136,6 +182,22 @@ export class Mirror {
   /** `count` lines from `next` were appended to the DOM. */
   appended(count: number): void {
     this.lastShown += count;
+  }
+
+  /**
+   * The skipped lines just before the DOM's first one, at most `max`, oldest first: what
+   * to prepend next. None until the DOM's tail is current (the newest output goes first).
+   */
+  backfill(max: number): StoredLine[] {
+    if (!this.current || this.skipped === 0) {
+      return [];
+    }
+    return this.store.range(Math.max(this.store.firstId, this.firstShown - max), this.firstShown - 1);
+  }
+
+  /** `count` lines from `backfill` were prepended to the DOM. */
+  prepended(count: number): void {
+    this.firstShown -= count;
   }
 
   /** Versions of held barriers the DOM now covers, in order; they are no longer held. */

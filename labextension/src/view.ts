@@ -33,6 +33,12 @@ import { StoredLine } from './store';
  */
 const BLOCK_LINES = 64;
 
+/**
+ * Skipped lines (see mirror.ts) are prepended once the store has not changed for this long
+ * (ms): not while output floods in, when the work would go to lines nobody can read yet.
+ */
+const BACKFILL_QUIET_MS = 300;
+
 /** Append a new block to `parent`; it takes the tail mark from the previous one. */
 function appendBlock(parent: Node): HTMLElement {
   const previous = parent.lastChild;
@@ -130,6 +136,7 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   private setFollow(value: boolean): void {
     if (value !== this.follow) {
       this.follow = value;
+      this.mirror.mayJump = value;
       this.body.dataset.follow = String(value);
     }
   }
@@ -137,6 +144,10 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   /** The body's content is skipped (content-visibility: auto, off screen). */
   private skipped!: boolean;
   private timer!: number;
+  /** When the store last changed (performance.now()), for BACKFILL_QUIET_MS. */
+  private lastStoreChange!: number;
+  /** A timer that steps the view again once the store is quiet (0: none). */
+  private backfillTimer!: number;
   private attached!: boolean;
   private readonly onPointerUp = (): void => {
     this.dragging = false;
@@ -150,6 +161,8 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
     this.follow = false;
     this.dragging = false;
     this.attached = false;
+    this.lastStoreChange = performance.now();
+    this.backfillTimer = 0;
 
     const el = this.el;
     el.classList.add('ipylogfwd-proc');
@@ -211,6 +224,7 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
     }
     pacer.remove(this);
     window.clearInterval(this.timer);
+    window.clearTimeout(this.backfillTimer);
     window.removeEventListener('pointerup', this.onPointerUp);
     followers.remove(this.linesEl);
     super.remove();
@@ -219,11 +233,13 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   // --- StoreView ------------------------------------------------------------------------
 
   storeChanged(changed: readonly StoredLine[]): void {
+    this.lastStoreChange = performance.now();
     this.mirror.changed(changed);
     pacer.add(this);
   }
 
   storeReplaced(): void {
+    this.lastStoreChange = performance.now();
     this.mirror.replaced();
     pacer.add(this);
   }
@@ -239,9 +255,11 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   // --- PacedTask --------------------------------------------------------------------------
 
   /**
-   * Bring the DOM closer to the store: clear it after a replay, drop evicted lines, update
-   * open lines, then append blocks of lines until `deadline` (at least one block), then ack
-   * the barriers the DOM now covers. True when the DOM shows the store.
+   * Bring the DOM closer to the store: clear it after a replay or a jump, drop evicted
+   * lines, update open lines, append blocks of lines until `deadline` (at least one block),
+   * ack the barriers the DOM now covers, then, once the store is quiet, prepend skipped
+   * lines until `deadline`. True when nothing is left to do now (a timer steps the view
+   * again for skipped lines).
    */
   step(deadline: number): boolean {
     const start = this.mirror.begin();
@@ -268,6 +286,18 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
         }
       }
     }
+    const appended = this.appendUntil(deadline);
+    for (const version of this.mirror.acked()) {
+      this.model.acknowledge(this, version);
+    }
+    const backfillDone = this.backfillUntil(deadline, appended);
+    this.updateHidden();
+    return this.mirror.current && backfillDone;
+  }
+
+  /** Append blocks of the next lines until `deadline` (at least one); how many lines. */
+  private appendUntil(deadline: number): number {
+    let count = 0;
     do {
       // Up to the end of the last block (or one new block).
       const last = this.linesEl.lastElementChild;
@@ -278,12 +308,41 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
       }
       this.append(lines);
       this.mirror.appended(lines.length);
+      count += lines.length;
     } while (performance.now() < deadline);
-    this.updateHidden();
-    for (const version of this.mirror.acked()) {
-      this.model.acknowledge(this, version);
+    return count;
+  }
+
+  /**
+   * Prepend blocks of skipped lines until `deadline` (at least one if the step did nothing
+   * else) once the store has been quiet for BACKFILL_QUIET_MS; before that, set a timer to
+   * come back. True when nothing is left for this step to do (done, or waiting for quiet).
+   */
+  private backfillUntil(deadline: number, appended: number): boolean {
+    if (!this.mirror.current || this.mirror.skipped === 0) {
+      return true;
     }
-    return this.mirror.synced;
+    const quietFor = performance.now() - this.lastStoreChange;
+    if (quietFor < BACKFILL_QUIET_MS) {
+      if (this.backfillTimer === 0) {
+        this.backfillTimer = window.setTimeout(() => {
+          this.backfillTimer = 0;
+          pacer.add(this);
+        }, BACKFILL_QUIET_MS - quietFor);
+      }
+      return true;
+    }
+    let progressed = appended > 0;
+    while (!progressed || performance.now() < deadline) {
+      const lines = this.mirror.backfill(BLOCK_LINES);
+      if (lines.length === 0) {
+        break;
+      }
+      this.prepend(lines);
+      this.mirror.prepended(lines.length);
+      progressed = true;
+    }
+    return this.mirror.skipped === 0;
   }
 
   /** A barrier waits for this view's DOM: the pacer gives the frame its larger budget. */
@@ -332,6 +391,23 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
     }
   }
 
+  /** Put `lines` (oldest first, just before the DOM's first line) in a new first block. */
+  private prepend(lines: readonly StoredLine[]): void {
+    const first = this.linesEl.firstElementChild;
+    if (first === null) {
+      this.append(lines);
+      return;
+    }
+    const block = document.createElement('div');
+    block.className = 'ipylogfwd-block';
+    const fragment = document.createDocumentFragment();
+    for (const line of lines) {
+      fragment.appendChild(this.lineElement(line));
+    }
+    block.appendChild(fragment);
+    this.linesEl.insertBefore(block, first);
+  }
+
   /** Remove the first `count` lines: whole blocks while they fit, then lines of the next. */
   private removeFirst(count: number): void {
     let left = count;
@@ -356,9 +432,9 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
     }
   }
 
-  /** The notice of lines not shown (the DOM starts where the store does, see mirror.ts). */
+  /** The notice of lines not shown: gone from the store, or skipped (see mirror.ts). */
   private updateHidden(): void {
-    const hidden = this.model.lines.hidden;
+    const hidden = this.model.lines.hidden + this.mirror.skipped;
     let text = '';
     if (hidden > 0) {
       const paths = this.model.getStrings('log_paths');

@@ -196,8 +196,19 @@ class FakeView {
     this.acks.push(...this.mirror.acked());
     return this.mirror.synced;
   }
+  /** Prepend at most `max` skipped lines. */
+  backfill(max: number): number {
+    const lines = this.mirror.backfill(max);
+    this.shown.unshift(...lines);
+    this.mirror.prepended(lines.length);
+    return lines.length;
+  }
   texts(): string[] {
     return this.shown.map(l => l.text);
+  }
+  /** What the notice counts: lines gone from the store, and lines skipped. */
+  notShown(): number {
+    return this.store.hidden + this.mirror.skipped;
   }
   barrier(version: number): void {
     if (this.mirror.barrier(version)) {
@@ -395,4 +406,58 @@ test('a task that adds itself during its step is kept even if that step finished
   frames.frame();
   assert.equal(runs, 2, 'run again in the same tick (budget left)');
   assert.equal(pacer.pending, 0);
+});
+
+test('a view far behind jumps to the newest lines, acks, and backfills the rest in order', () => {
+  const store = new LineStore(100);
+  const mirror = new Mirror(store, 20, 8);
+  const view = new FakeView(store, mirror);
+  store.apply(lines(0, 10), 0);
+  view.step(100);
+  store.apply(lines(10, 60), 0); // 50 to append: more than 20
+  view.barrier(1);
+  view.step(100);
+  assert.deepEqual(view.texts(), ['line 52', 'line 53', 'line 54', 'line 55', 'line 56', 'line 57', 'line 58', 'line 59']);
+  assert.deepEqual(view.acks, [1], 'acked once the newest lines are shown');
+  assert.equal(mirror.current, true);
+  assert.equal(mirror.synced, false);
+  assert.equal(mirror.skipped, 52);
+  assert.equal(view.notShown() + view.shown.length, 60, 'every line shown or counted');
+  while (view.backfill(16) > 0) {
+    assert.equal(view.notShown() + view.shown.length, 60);
+  }
+  assert.equal(mirror.synced, true);
+  assert.deepEqual(view.texts(), store.all().map(l => l.text));
+});
+
+test('skipped lines evicted by the store are no longer skipped; nothing is backfilled while behind', () => {
+  const store = new LineStore(30);
+  const mirror = new Mirror(store, 10, 5);
+  const view = new FakeView(store, mirror);
+  store.apply(lines(0, 30), 0);
+  view.step(100); // a new view of a full store jumps too
+  assert.deepEqual(view.texts(), ['line 25', 'line 26', 'line 27', 'line 28', 'line 29']);
+  assert.equal(mirror.skipped, 25);
+  store.apply(lines(30, 40), 0); // store: 10..39
+  assert.deepEqual(mirror.backfill(10), [], 'the tail first');
+  view.step(3);
+  assert.equal(view.notShown() + view.shown.length, 40 - 7, 'lines 33..39 still to append');
+  view.step(100);
+  assert.equal(mirror.skipped, 15);
+  assert.equal(view.notShown() + view.shown.length, 40);
+  while (view.backfill(4) > 0) {
+    // in order, contiguous
+  }
+  assert.deepEqual(view.texts(), store.all().map(l => l.text));
+});
+
+test('a view whose user reads older lines does not jump', () => {
+  const store = new LineStore(100);
+  const mirror = new Mirror(store, 10, 5);
+  mirror.mayJump = false;
+  const view = new FakeView(store, mirror);
+  store.apply(lines(0, 50), 0);
+  view.step(4);
+  assert.deepEqual(view.texts(), ['line 0', 'line 1', 'line 2', 'line 3']);
+  assert.equal(mirror.skipped, 0);
 });
