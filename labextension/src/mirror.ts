@@ -9,20 +9,20 @@
  * drop the lines the store evicted, then append the next lines (as many as the step's
  * budget allows). Lines the store evicted before the view got to them are never created.
  *
- * A view far behind the store (more than `jumpBehind` lines to append: a flush after a
- * flood, a new view of a full store, a view starved of frames) jumps, unless its user is
- * reading older lines (`mayJump`): it clears its DOM and appends only the newest
- * `jumpKeep` lines, so that it shows the newest output soon instead of rendering lines
- * that would scroll away. The lines of the store before the DOM's first line are then
- * "skipped": the view counts them with the lines the store no longer holds ("N earlier
- * lines not shown"), and prepends them later, newest first, once its tail is current
- * (`backfill`). The DOM is thus always one contiguous run of the store's lines ending at or
- * before its last line, and every line before that run is counted.
+ * A view far behind the store (more than `jumpBehind` lines to append: a new view of a
+ * full store, a view starved of frames while output floods in) jumps, unless its user is
+ * reading older lines (`mayJump`) or a barrier waits: it clears its DOM and appends only the
+ * newest `jumpKeep` lines, so that it shows the newest output soon instead of rendering
+ * lines that would scroll away unseen. The lines of the store before the DOM's first line
+ * are then "skipped": the view counts them with the lines the store no longer holds ("N
+ * earlier lines not shown"), and prepends them later, newest first, once its tail is
+ * current (`backfill`). The DOM is thus always one contiguous run of the store's lines, and
+ * every line before that run is counted.
  *
  * A barrier covers everything in the store when it arrives; the view acknowledges it only
- * once its DOM shows all of that: at once if the DOM is up to date, otherwise after the
- * step that appends the barrier's last line (lines evicted or skipped meanwhile need not be
- * shown: they are counted in the notice).
+ * once its DOM shows all of that (lines evicted meanwhile need not be shown): at once if the
+ * DOM shows the whole store, otherwise after the step that appends the barrier's last line
+ * and prepends the last skipped line. "Rendered" means in the DOM, not counted in a notice.
  */
 
 import { LineStore, StoredLine } from './store';
@@ -131,7 +131,7 @@ export class Mirror {
    * already shows all of it (ack now); otherwise it is held (see `acked`).
    */
   barrier(version: number): boolean {
-    if (this.held.length === 0 && this.current) {
+    if (this.held.length === 0 && this.synced) {
       return true;
     }
     this.held.push({ version, upTo: this.store.lastId });
@@ -146,7 +146,7 @@ export class Mirror {
     const storeFirst = this.store.firstId;
     let clear = false;
     let remove = 0;
-    if (this.mayJump && this.store.lastId - Math.max(this.lastShown, storeFirst - 1) > this.jumpBehind) {
+    if (this.mayJump && this.held.length === 0 && this.store.lastId - Math.max(this.lastShown, storeFirst - 1) > this.jumpBehind) {
       clear = true;
       this.needsClear = false;
       this.firstShown = Math.max(storeFirst, this.store.lastId - this.jumpKeep + 1);
@@ -203,7 +203,7 @@ export class Mirror {
   /** Versions of held barriers the DOM now covers, in order; they are no longer held. */
   acked(): number[] {
     const done: number[] = [];
-    while (this.held.length > 0 && this.held[0].upTo <= this.lastShown && !this.needsClear) {
+    while (this.held.length > 0 && this.held[0].upTo <= this.lastShown && !this.needsClear && this.skipped === 0) {
       done.push((this.held.shift() as HeldBarrier).version);
     }
     return done;

@@ -8,7 +8,8 @@
  * them out never make one long task. A step (mirror.ts) removes lines from the front,
  * updates the (at most two) open partial lines in place and appends lines in blocks; lines
  * the store evicted before their turn are never created, and the DOM never holds more than
- * `max_lines` lines. Barriers are acked once the DOM shows what came before them. Nothing
+ * `max_lines` lines. A view far behind jumps to the newest lines and prepends the others
+ * later. Barriers are acked once the DOM shows what came before them. Nothing
  * here reads layout while writing; following the output (scrolling to the bottom) happens
  * after layout (Followers).
  */
@@ -35,20 +36,50 @@ const BLOCK_LINES = 64;
 
 /**
  * Skipped lines (see mirror.ts) are prepended once the store has not changed for this long
- * (ms): not while output floods in, when the work would go to lines nobody can read yet.
+ * (ms): not while output floods in, when the work would go to lines nobody can read yet
+ * (a barrier does not wait for it: it needs them in the DOM).
  */
 const BACKFILL_QUIET_MS = 300;
 
-/** Append a new block to `parent`; it takes the tail mark from the previous one. */
-function appendBlock(parent: Node): HTMLElement {
+/**
+ * A line element of each stream, to clone: one clone costs less than creating an element
+ * and setting its class and data attribute, and a flood creates thousands per second.
+ */
+const lineTemplates = new Map<number, HTMLElement>();
+
+function newLineElement(stream: number): HTMLElement {
+  let template = lineTemplates.get(stream);
+  if (template === undefined) {
+    template = document.createElement('div');
+    template.className = stream === STDERR ? 'ipylogfwd-line ipylogfwd-stderr' : 'ipylogfwd-line';
+    template.dataset.stream = stream === STDERR ? 'stderr' : 'stdout';
+    lineTemplates.set(stream, template);
+  }
+  return template.cloneNode(false) as HTMLElement;
+}
+
+/** Set `el`'s text unless it already is `text` (an equal write still invalidates layout). */
+function setText(el: HTMLElement, text: string): void {
+  if (el.textContent !== text) {
+    el.textContent = text;
+  }
+}
+
+/** A new block of lines (not in the document yet: filling it there costs less). */
+function newBlock(): HTMLElement {
+  const block = document.createElement('div');
+  block.className = 'ipylogfwd-block';
+  return block;
+}
+
+/** Append `block` to `parent` as its tail: it takes the tail mark from the previous one. */
+function appendBlock(parent: Node, block: HTMLElement): void {
   const previous = parent.lastChild;
   if (previous instanceof HTMLElement) {
     previous.classList.remove('ipylogfwd-tail');
   }
-  const block = document.createElement('div');
-  block.className = 'ipylogfwd-block ipylogfwd-tail';
+  block.classList.add('ipylogfwd-tail');
   parent.appendChild(block);
-  return block;
 }
 
 /**
@@ -144,6 +175,8 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   /** The body's content is skipped (content-visibility: auto, off screen). */
   private skipped!: boolean;
   private timer!: number;
+  /** The last_heard value the header's tooltip shows. */
+  private heardTitleOf!: number;
   /** When the store last changed (performance.now()), for BACKFILL_QUIET_MS. */
   private lastStoreChange!: number;
   /** A timer that steps the view again once the store is quiet (0: none). */
@@ -163,6 +196,7 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
     this.attached = false;
     this.lastStoreChange = performance.now();
     this.backfillTimer = 0;
+    this.heardTitleOf = -1;
 
     const el = this.el;
     el.classList.add('ipylogfwd-proc');
@@ -257,9 +291,9 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   /**
    * Bring the DOM closer to the store: clear it after a replay or a jump, drop evicted
    * lines, update open lines, append blocks of lines until `deadline` (at least one block),
-   * ack the barriers the DOM now covers, then, once the store is quiet, prepend skipped
-   * lines until `deadline`. True when nothing is left to do now (a timer steps the view
-   * again for skipped lines).
+   * then, once the store is quiet or a barrier waits, prepend skipped lines until
+   * `deadline`; ack the barriers the DOM now covers. True when nothing is left to do now (a
+   * timer steps the view again for skipped lines).
    */
   step(deadline: number): boolean {
     const start = this.mirror.begin();
@@ -287,11 +321,11 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
       }
     }
     const appended = this.appendUntil(deadline);
+    const backfillDone = this.backfillUntil(deadline, appended);
+    this.updateHidden();
     for (const version of this.mirror.acked()) {
       this.model.acknowledge(this, version);
     }
-    const backfillDone = this.backfillUntil(deadline, appended);
-    this.updateHidden();
     return this.mirror.current && backfillDone;
   }
 
@@ -315,15 +349,16 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
 
   /**
    * Prepend blocks of skipped lines until `deadline` (at least one if the step did nothing
-   * else) once the store has been quiet for BACKFILL_QUIET_MS; before that, set a timer to
-   * come back. True when nothing is left for this step to do (done, or waiting for quiet).
+   * else) once the store has been quiet for BACKFILL_QUIET_MS, or at once if a barrier
+   * waits; before that, set a timer to come back. True when nothing is left for this step
+   * to do (done, or waiting for quiet).
    */
   private backfillUntil(deadline: number, appended: number): boolean {
     if (!this.mirror.current || this.mirror.skipped === 0) {
       return true;
     }
     const quietFor = performance.now() - this.lastStoreChange;
-    if (quietFor < BACKFILL_QUIET_MS) {
+    if (quietFor < BACKFILL_QUIET_MS && this.mirror.heldBarriers === 0) {
       if (this.backfillTimer === 0) {
         this.backfillTimer = window.setTimeout(() => {
           this.backfillTimer = 0;
@@ -358,9 +393,7 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   // --- lines ------------------------------------------------------------------------------
 
   private lineElement(line: StoredLine): HTMLElement {
-    const el = document.createElement('div');
-    el.className = line.stream === STDERR ? 'ipylogfwd-line ipylogfwd-stderr' : 'ipylogfwd-line';
-    el.dataset.stream = line.stream === STDERR ? 'stderr' : 'stdout';
+    const el = newLineElement(line.stream);
     renderRuns(el, line.runs);
     if (line.open) {
       this.openEls.set(line.id, el);
@@ -368,25 +401,22 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
     return el;
   }
 
-  /** Append lines to the last block, opening new blocks as they fill. */
+  /** Append lines to the last block, then in new blocks, each filled before it is added. */
   private append(lines: readonly StoredLine[]): void {
     let i = 0;
-    let last = this.linesEl.lastElementChild as HTMLElement | null;
     while (i < lines.length) {
-      if (last === null || last.childElementCount >= BLOCK_LINES) {
-        last = appendBlock(this.linesEl);
+      const last = this.linesEl.lastElementChild;
+      const room = last === null ? 0 : BLOCK_LINES - last.childElementCount;
+      if (last !== null && room > 0) {
+        const end = Math.min(lines.length, i + room);
+        last.appendChild(this.lineElements(lines, i, end));
+        i = end;
+        continue;
       }
-      const room = BLOCK_LINES - last.childElementCount;
-      const end = Math.min(lines.length, i + room);
-      if (end - i === 1) {
-        last.appendChild(this.lineElement(lines[i]));
-      } else {
-        const fragment = document.createDocumentFragment();
-        for (let k = i; k < end; k++) {
-          fragment.appendChild(this.lineElement(lines[k]));
-        }
-        last.appendChild(fragment);
-      }
+      const end = Math.min(lines.length, i + BLOCK_LINES);
+      const block = newBlock();
+      block.appendChild(this.lineElements(lines, i, end));
+      appendBlock(this.linesEl, block);
       i = end;
     }
   }
@@ -398,14 +428,18 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
       this.append(lines);
       return;
     }
-    const block = document.createElement('div');
-    block.className = 'ipylogfwd-block';
-    const fragment = document.createDocumentFragment();
-    for (const line of lines) {
-      fragment.appendChild(this.lineElement(line));
-    }
-    block.appendChild(fragment);
+    const block = newBlock();
+    block.appendChild(this.lineElements(lines, 0, lines.length));
     this.linesEl.insertBefore(block, first);
+  }
+
+  /** The elements of `lines[from..to)`, in a fragment (one insertion for all). */
+  private lineElements(lines: readonly StoredLine[], from: number, to: number): DocumentFragment {
+    const fragment = document.createDocumentFragment();
+    for (let k = from; k < to; k++) {
+      fragment.appendChild(this.lineElement(lines[k]));
+    }
+    return fragment;
   }
 
   /** Remove the first `count` lines: whole blocks while they fit, then lines of the next. */
@@ -422,13 +456,12 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
         left -= n;
         continue;
       }
-      for (; left > 0; left--) {
-        const first = block.firstElementChild;
-        if (first === null) {
-          break;
-        }
-        first.remove();
-      }
+      // The first `left` lines of the block at once (a block holds only line elements).
+      const range = document.createRange();
+      range.setStart(block, 0);
+      range.setEnd(block, left);
+      range.deleteContents();
+      left = 0;
     }
   }
 
@@ -530,20 +563,24 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
     const pid = m.getNumber('pid', 0);
     this.el.dataset.rank = String(rank);
     this.el.dataset.state = state;
-    this.rankEl.textContent = `rank ${rank}`;
-    this.pidEl.textContent = pid > 0 ? `pid ${pid}` : 'no pid';
-    this.stateEl.textContent = stateText(state, exitText);
+    setText(this.rankEl, `rank ${rank}`);
+    setText(this.pidEl, pid > 0 ? `pid ${pid}` : 'no pid');
+    setText(this.stateEl, stateText(state, exitText));
     this.stateEl.dataset.state = state;
     const out = m.getNumber('stdout_lines', 0);
     const err = m.getNumber('stderr_lines', 0);
-    this.countsEl.textContent = `out ${out} · err ${err}`;
+    setText(this.countsEl, `out ${out} · err ${err}`);
     this.countsEl.title = `${plural(out, 'stdout line')}, ${plural(err, 'stderr line')}`;
   }
 
   private updateHeard(): void {
     const last = this.model.getNumber('last_heard', 0);
-    this.heardEl.textContent = sinceText(last, Date.now() / 1000);
-    this.heardEl.title = last > 0 ? new Date(last * 1000).toLocaleString() : '';
+    setText(this.heardEl, sinceText(last, Date.now() / 1000));
+    if (last !== this.heardTitleOf) {
+      // Formatting a date is not free: only when the time changed (once a second at most).
+      this.heardTitleOf = last;
+      this.heardEl.title = last > 0 ? new Date(last * 1000).toLocaleString() : '';
+    }
   }
 
   private updateCollapsed(): void {

@@ -408,26 +408,41 @@ test('a task that adds itself during its step is kept even if that step finished
   assert.equal(pacer.pending, 0);
 });
 
-test('a view far behind jumps to the newest lines, acks, and backfills the rest in order', () => {
+test('a view far behind jumps to the newest lines, backfills the rest in order, and acks after', () => {
   const store = new LineStore(100);
   const mirror = new Mirror(store, 20, 8);
   const view = new FakeView(store, mirror);
   store.apply(lines(0, 10), 0);
   view.step(100);
   store.apply(lines(10, 60), 0); // 50 to append: more than 20
-  view.barrier(1);
   view.step(100);
   assert.deepEqual(view.texts(), ['line 52', 'line 53', 'line 54', 'line 55', 'line 56', 'line 57', 'line 58', 'line 59']);
-  assert.deepEqual(view.acks, [1], 'acked once the newest lines are shown');
   assert.equal(mirror.current, true);
   assert.equal(mirror.synced, false);
   assert.equal(mirror.skipped, 52);
   assert.equal(view.notShown() + view.shown.length, 60, 'every line shown or counted');
+  view.barrier(1);
+  assert.deepEqual(view.acks, [], 'a barrier waits for the skipped lines too');
   while (view.backfill(16) > 0) {
     assert.equal(view.notShown() + view.shown.length, 60);
   }
+  assert.deepEqual(view.mirror.acked(), [1]);
   assert.equal(mirror.synced, true);
   assert.deepEqual(view.texts(), store.all().map(l => l.text));
+});
+
+test('a view does not jump while a barrier waits for it', () => {
+  const store = new LineStore(100);
+  const mirror = new Mirror(store, 20, 8);
+  const view = new FakeView(store, mirror);
+  view.step(100);
+  store.apply(lines(0, 50), 0);
+  view.barrier(1);
+  view.step(30);
+  assert.equal(view.shown.length, 30);
+  assert.equal(view.texts()[0], 'line 0');
+  view.step(30);
+  assert.deepEqual(view.acks, [1]);
 });
 
 test('skipped lines evicted by the store are no longer skipped; nothing is backfilled while behind', () => {
