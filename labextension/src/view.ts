@@ -456,12 +456,13 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
         left -= n;
         continue;
       }
-      // The first `left` lines of the block at once (a block holds only line elements).
-      const range = document.createRange();
-      range.setStart(block, 0);
-      range.setEnd(block, left);
-      range.deleteContents();
-      left = 0;
+      for (; left > 0; left--) {
+        const first = block.firstElementChild;
+        if (first === null) {
+          break;
+        }
+        first.remove();
+      }
     }
   }
 
