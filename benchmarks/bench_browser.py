@@ -117,6 +117,7 @@ class Config:
     trace: str = ""  # part 3: write a Chromium trace of the flood's start here ("" = none)
     trace_seconds: float = 8.0  # part 3: how long the trace runs, from the --bg cell's start
     trace_js: bool = False  # part 3: the trace includes JS samples (V8's sampling profiler)
+    trace_catchup: str = ""  # part 1: write a Chromium trace of the last run's flush cell here
 
 
 FULL = Config(lines=100_000, runs=3, flushes=100, idle_procs=8, flood_procs=16, flood_seconds=30.0, sample_interval=0.5)
@@ -513,7 +514,18 @@ def part1(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         run(nb, 2, 60_000)
         with WATCHDOG.bound(60, f"{procs} proc widgets in cell 2"):
             nb.wait_procs(2, procs, timeout=30_000)
+        browser = page.context.browser
+        tracing = bool(cfg.trace_catchup) and k == cfg.runs - 1 and browser is not None
+        if tracing and browser is not None:
+            with WATCHDOG.bound(60, "Chromium to start tracing"):
+                categories = TRACE_CATEGORIES + ([PROFILER_CATEGORY] if cfg.trace_js else [])
+                browser.start_tracing(page=page, path=cfg.trace_catchup, categories=categories)
+                page.evaluate("performance.mark('bench: flush cell started')")  # the trace's origin
         run(nb, 3, cell_timeout)
+        if tracing and browser is not None:
+            with WATCHDOG.bound(120, "Chromium to stop tracing"):
+                browser.stop_tracing()
+            say(f"  trace of run {k + 1}'s flush cell written to {cfg.trace_catchup}")
         with WATCHDOG.bound(60, "reading the widgets' DOM"):
             dom = widgets_dom(page, 2)  # at once: "rendered" means in the DOM now
         b = bench_output(nb, 3)
@@ -880,7 +892,12 @@ def main() -> int:
         "--trace", default="", help="(3) write a Chromium performance trace (JSON, for DevTools) of the flood's start here"
     )
     ap.add_argument("--trace-seconds", type=float, default=8.0, help="(3) seconds the trace runs (default 8)")
-    ap.add_argument("--trace-js", action="store_true", help="(3) the trace includes JS samples (costs more)")
+    ap.add_argument("--trace-js", action="store_true", help="(1, 3) the traces include JS samples (costs more)")
+    ap.add_argument(
+        "--trace-catchup",
+        default="",
+        help="(1) write a Chromium performance trace (JSON) of the last run's flush cell here",
+    )
     args = ap.parse_args()
     base = QUICK if args.quick else FULL
     cfg = Config(
@@ -894,6 +911,7 @@ def main() -> int:
         trace=args.trace,
         trace_seconds=args.trace_seconds,
         trace_js=args.trace_js,
+        trace_catchup=args.trace_catchup,
     )
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if not set(parts) <= {"1", "2", "3"}:
