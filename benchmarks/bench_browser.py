@@ -574,6 +574,13 @@ def part1(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
             all_last &= last_ok
             all_tail &= tail_ok
             all_hidden &= hidden_ok
+            if not tail_ok:
+                want_tail = [f"r{r} {i:07d}" for i in range(n - shown, n)]
+                k = next((i for i, (g, w) in enumerate(zip(texts, want_tail)) if g != w), min(len(texts), len(want_tail)))
+                say(
+                    f"         rank {r}: first difference at line {k} of {shown}: got {texts[max(0, k - 1) : k + 2]!r}, "
+                    f"want {want_tail[max(0, k - 1) : k + 2]!r}; streams {d['streams']}"
+                )
             say(
                 f"         rank {r}: last line {texts[-1] if texts else None!r} ({'ok' if last_ok else 'WRONG, want ' + repr(want_last)}); "
                 f"{shown:,} lines shown ({'contiguous tail' if tail_ok else 'NOT the contiguous tail'}); "
