@@ -22,6 +22,7 @@ import { STDERR } from './messages';
 import { Mirror } from './mirror';
 import { ProcModel, StoreView } from './model';
 import { PacedTask, pagePacer } from './pacer';
+import { NewLines } from './rate';
 import { StoredLine } from './store';
 
 /**
@@ -35,11 +36,13 @@ import { StoredLine } from './store';
 const BLOCK_LINES = 64;
 
 /**
- * Skipped lines (see mirror.ts) are prepended once the store has not changed for this long
- * (ms): not while output floods in, when the work would go to lines nobody can read yet
- * (a barrier does not wait for it: it needs them in the DOM).
+ * Skipped lines (see mirror.ts) are prepended once no new line came for this long (ms), or
+ * while new lines come slower than BACKFILL_MAX_RATE a second: not while output floods in,
+ * when the work would go to lines nobody can read yet (a barrier does not wait for it: it
+ * needs them in the DOM).
  */
 const BACKFILL_QUIET_MS = 300;
+const BACKFILL_MAX_RATE = 200;
 
 /**
  * A line element of each stream, to clone: one clone costs less than creating an element
@@ -177,8 +180,10 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   private timer!: number;
   /** The last_heard value the header's tooltip shows. */
   private heardTitleOf!: number;
-  /** When the store last changed (performance.now()), for BACKFILL_QUIET_MS. */
-  private lastStoreChange!: number;
+  /** New lines of the store: when they came and how fast (for backfilling). */
+  private newLines!: NewLines;
+  /** The store's last id when the view last heard of a change. */
+  private seenLastId!: number;
   /** A timer that steps the view again once the store is quiet (0: none). */
   private backfillTimer!: number;
   private attached!: boolean;
@@ -194,7 +199,8 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
     this.follow = false;
     this.dragging = false;
     this.attached = false;
-    this.lastStoreChange = performance.now();
+    this.newLines = new NewLines(1000, performance.now());
+    this.seenLastId = this.model.lines.lastId;
     this.backfillTimer = 0;
     this.heardTitleOf = -1;
 
@@ -267,15 +273,21 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   // --- StoreView ------------------------------------------------------------------------
 
   storeChanged(changed: readonly StoredLine[]): void {
-    this.lastStoreChange = performance.now();
+    this.countNewLines();
     this.mirror.changed(changed);
     pacer.add(this);
   }
 
   storeReplaced(): void {
-    this.lastStoreChange = performance.now();
+    this.countNewLines();
     this.mirror.replaced();
     pacer.add(this);
+  }
+
+  private countNewLines(): void {
+    const last = this.model.lines.lastId;
+    this.newLines.add(Math.max(0, last - this.seenLastId), performance.now());
+    this.seenLastId = last;
   }
 
   barrier(version: number): void {
@@ -349,16 +361,18 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
 
   /**
    * Prepend blocks of skipped lines until `deadline` (at least one if the step did nothing
-   * else) once the store has been quiet for BACKFILL_QUIET_MS, or at once if a barrier
-   * waits; before that, set a timer to come back. True when nothing is left for this step
-   * to do (done, or waiting for quiet).
+   * else) once no new line came for BACKFILL_QUIET_MS or they come slowly, or at once if a
+   * barrier waits; before that, set a timer to come back. True when nothing is left for
+   * this step to do (done, or waiting for quiet).
    */
   private backfillUntil(deadline: number, appended: number): boolean {
     if (!this.mirror.current || this.mirror.skipped === 0) {
       return true;
     }
-    const quietFor = performance.now() - this.lastStoreChange;
-    if (quietFor < BACKFILL_QUIET_MS && this.mirror.heldBarriers === 0) {
+    const now = performance.now();
+    const quietFor = this.newLines.quietFor(now);
+    const calm = quietFor >= BACKFILL_QUIET_MS || this.newLines.slowerThan(BACKFILL_MAX_RATE, now);
+    if (!calm && this.mirror.heldBarriers === 0) {
       if (this.backfillTimer === 0) {
         this.backfillTimer = window.setTimeout(() => {
           this.backfillTimer = 0;
