@@ -155,6 +155,7 @@ class _Tail:
                 excess -= n
                 self.lines -= n
                 self.dropped += n
+                self.chars -= len(text)
                 if n == 0:
                     continue
             else:
@@ -164,6 +165,7 @@ class _Tail:
                 self.chunks[0][1] = text[cut + 1 :]
                 self.lines -= excess
                 self.dropped += excess
+                self.chars -= cut + 1
                 excess = 0
 
     def take(self) -> tuple[int, list[list[Any]]]:
