@@ -118,6 +118,7 @@ class Config:
     trace_seconds: float = 8.0  # part 3: how long the trace runs, from the --bg cell's start
     trace_js: bool = False  # part 3: the trace includes JS samples (V8's sampling profiler)
     trace_catchup: str = ""  # part 1: write a Chromium trace of the last run's flush cell here
+    flood_nice: int = 0  # part 3: os.nice() increment of the flooding procs
 
 
 FULL = Config(lines=100_000, runs=3, flushes=100, idle_procs=8, flood_procs=16, flood_seconds=30.0, sample_interval=0.5)
@@ -717,6 +718,7 @@ def part3(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
                 f"%%procs {procs} --bg\n"
                 "import os, time\n"
                 "r = os.environ['RANK']\n"
+                f"os.nice({cfg.flood_nice})\n"
                 "t0 = time.time(); i = 0\n"
                 f"while time.time() - t0 < {seconds}:\n"
                 "    print(f'rank {r} line {i}')\n"
@@ -898,6 +900,9 @@ def main() -> int:
     ap.add_argument(
         "--trace", default="", help="(3) write a Chromium performance trace (JSON, for DevTools) of the flood's start here"
     )
+    ap.add_argument(
+        "--flood-nice", type=int, default=0, help="(3) the flooding procs lower their CPU priority by this (os.nice; default 0)"
+    )
     ap.add_argument("--trace-seconds", type=float, default=8.0, help="(3) seconds the trace runs (default 8)")
     ap.add_argument("--trace-js", action="store_true", help="(1, 3) the traces include JS samples (costs more)")
     ap.add_argument(
@@ -919,6 +924,7 @@ def main() -> int:
         trace_seconds=args.trace_seconds,
         trace_js=args.trace_js,
         trace_catchup=args.trace_catchup,
+        flood_nice=args.flood_nice,
     )
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if not set(parts) <= {"1", "2", "3"}:
