@@ -512,13 +512,12 @@ WHY = {
         "mangled). The widget frontend completes a partial line in place and is not affected."
     ),
     "ipylogfwd-rate": (
-        "ipylogfwd's text output, used when no widget frontend answers (as under this jupyter_client "
-        "driver, or nbconvert), is not paced: it publishes whatever the procs print, in big stream "
-        "messages, so beyond 1 MB/s a jupyter_server with default limits drops most of it (the log files "
-        "keep every byte). The other text-stream peers are dropped the same way; ipyparallel is not "
-        "because the server counts only stream messages' bytes, not display updates'. In JupyterLab and "
-        "Notebook 7 ipylogfwd uses its widgets, which pace lines within the server's limits; "
-        "benchmarks/bench_browser.py measures that path."
+        "In the direct runs ipylogfwd's text output has its limit off (no server between, as with "
+        "nbconvert: `ipylogfwd.set_text_limit(None)`), so it publishes whatever the procs print and the "
+        "replay counts what a jupyter_server with default limits would have dropped of it. With the "
+        "default limit, as through the real server below, the server drops nothing: ipylogfwd leaves "
+        "lines out itself and counts them in notes. The other text-stream peers are dropped the same way; "
+        "ipyparallel is not because the server counts only stream messages' bytes, not display updates'."
     ),
     "ipylogfwd-noted": (
         "ipylogfwd's text output, used when no widget frontend answers, is limited (192 KiB/s by default) "
