@@ -46,15 +46,16 @@ class TextBudget:
         self._stamp = clock()
         self._lock = threading.Lock()  # the dispatcher threads of several groups share it
 
-    def configure(self, rate: float | None, burst: float | None = None) -> None:
-        """Change the limit (``None``: no limit) and start from a full budget."""
+    def configure(self, rate: float | None) -> None:
+        """Change the limit (``None``: no limit; bursts stay four seconds' worth) and start
+        from a full budget."""
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0):
             raise ValueError(
                 f"the text output limit must be a positive number of characters per second or None, not {rate!r}"
             )
         with self._lock:
             self.rate = rate
-            self.burst = burst if burst is not None else (rate * TEXT_BURST / TEXT_RATE if rate is not None else 0.0)
+            self.burst = rate * TEXT_BURST / TEXT_RATE if rate is not None else 0.0
             self._tokens = self.burst
             self._stamp = self.clock()
 
