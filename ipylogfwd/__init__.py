@@ -105,6 +105,11 @@ def unload_ipython_extension(ipython: Any) -> None:
     _magics = None
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab extension is (``jupyter labextension develop`` links it)."""
+    return [{"src": "labextension", "dest": "ipylogfwd"}]
+
+
 def current_group() -> ProcGroup | None:
     """The group the magics are using, if any."""
     return None if _magics is None else _magics.group
