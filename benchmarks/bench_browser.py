@@ -542,7 +542,7 @@ def part1(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         waits.append(wait)
         prints.append(printing)
         outcomes = {int(r): o for r, o in b["outcomes"].items()}
-        rendered = outcomes == {r: "rendered" for r in range(procs)}
+        rendered = outcomes == dict.fromkeys(range(procs), "rendered")
         all_rendered &= rendered
         say(
             f"  run {k + 1}: last print -> flush returned {total:.3f} s "
@@ -588,7 +588,7 @@ def part1(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
                 f"hidden notice: {hidden:,} ({'= printed - shown' if hidden_ok else f'WRONG, want {n - shown:,}'})"
             )
         with WATCHDOG.bound(60, "the widgets' header counts"):
-            wrong = header_counts_agree(page, 2, {r: f"out {n} · err 0" for r in range(procs)})
+            wrong = header_counts_agree(page, 2, dict.fromkeys(range(procs), f"out {n} · err 0"))
         all_counts &= not wrong
         say(f"         header counts: {'out ' + str(n) + ' · err 0 on every rank' if not wrong else 'WRONG: ' + wrong}")
     med_total, med_flush, med_wait = statistics.median(totals), statistics.median(flushes), statistics.median(waits)
@@ -809,7 +809,7 @@ def part3(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
     say(f"  load average (1 min) {load_before:.2f} before, {load_after:.2f} after")
     say("  " + cpu_report(cpu_before, cpu_after, cpu_t1 - cpu_t0))
     outcomes = {int(r): o for r, o in b["outcomes"].items()}
-    rendered = outcomes == {r: "rendered" for r in range(procs)}
+    rendered = outcomes == dict.fromkeys(range(procs), "rendered")
     say(
         f"  flush outcomes: {sorted(set(outcomes.values()))}"
         + (f" {outcomes}" if not rendered else "")

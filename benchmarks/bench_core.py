@@ -567,8 +567,8 @@ def _part_d(args: argparse.Namespace, logdir: Path, summary: list[tuple[str, str
 
 
 def machine_info() -> None:
-    import IPython
     import ipykernel
+    import IPython
     import jupyter_client
     import zmq
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from ipylogfwd import markers
-from ipylogfwd.framing import DEFAULT_MAX_LINE, StreamFramer
-from ipylogfwd.queues import STDOUT, Log
-from ipylogfwd.reader import READ_SIZE
+from ipylogfwd.pipeline.framing import DEFAULT_MAX_LINE, StreamFramer
+from ipylogfwd.pipeline.items import STDOUT, Log
+from ipylogfwd.pipeline.reader import READ_SIZE
+from ipylogfwd.wire import markers
 
 
 def run(data: bytes, read: int, expected_lines: int) -> tuple[float, int, int, float, int]:

@@ -250,7 +250,7 @@ def check_lines(rec: Recording, nprocs: int, lines: int, payload: int, cell: str
     # another path's unterminated fragment glued on)
     pre = re.compile(f"(?:{only_prefixed})$") if only_prefixed else None
     seen = {(r, s): bytearray(lines) for r in range(nprocs) for s in "oe"}
-    last = {k: -1 for k in seen}
+    last = dict.fromkeys(seen, -1)
     notes = dict.fromkeys(seen, 0)
     chk = LineCheck(expected=2 * nprocs * lines)
     for parent, name, text in texts_by_parent(rec):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .barrier import FlushEntry, FlushReport
-from .elision import set_text_limit
 from .errors import (
     FlushWarning,
     IpylogfwdError,
@@ -24,6 +22,8 @@ from .errors import (
     UsageError,
 )
 from .group import Execution, GroupStatus, ProcGroup, ProcStatus, parse_targets
+from .pipeline.barrier import FlushEntry, FlushReport
+from .sinks.elision import set_text_limit
 
 __version__ = "0.1.0"
 
@@ -73,15 +73,15 @@ PROBE_TIMEOUT = 2.0
 def _probe_frontend() -> None:
     """In a kernel, show the invisible probe widget and wait (briefly) for its view's hello:
     a frontend with the ipylogfwd extension gets widgets, any other keeps text output."""
-    from .sinks import current_kernel
+    from .sinks.kernel import current_kernel
 
     kernel = current_kernel()
     if kernel is None:
         return
     from IPython.display import display
 
-    from .acks import hub_for
-    from .widgets import FrontendProbe
+    from .sinks.acks import hub_for
+    from .sinks.widgets import FrontendProbe
 
     hub = hub_for(kernel)
     display(FrontendProbe(ack_route=hub.route))  # type: ignore[no-untyped-call]
@@ -94,7 +94,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     if _magics is None:
         return
     _magics.close()
-    from .acks import close_hub
+    from .sinks.acks import close_hub
 
     close_hub()
     registry = ipython.magics_manager.magics

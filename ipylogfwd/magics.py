@@ -13,9 +13,10 @@ from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .barrier import FlushReport
 from .errors import FlushWarning, UsageError
-from .group import MAX_PROCS, Execution, GroupStatus, ProcGroup, parse_targets
+from .group import Execution, GroupStatus, ProcGroup
+from .group.args import MAX_PROCS, check_size, check_timeout, parse_targets
+from .pipeline.barrier import FlushReport
 
 
 @magics_class
@@ -28,13 +29,26 @@ class ProcsMagics(Magics):
         self.last: Execution | None = None
 
     @magic_arguments()
-    @argument("n", nargs="?", type=int, help="How many procs. The same N reuses the running procs; another N replaces them.")
+    @argument(
+        "n", nargs="?", type=int, help="How many procs. The same N reuses the running procs; another N replaces them."
+    )
     @argument("-t", "--targets", help="Run on these ranks only: 0,2 or 1:3 (ranks 1 and 2) or all.")
     @argument("--bg", action="store_true", help="Return at once with a handle (.wait(timeout), .done, .results).")
-    @argument("--timeout", type=float, help="Interrupt the procs and raise if the cell has not finished after this many seconds.")
+    @argument(
+        "--timeout",
+        type=float,
+        help="Interrupt the procs and raise if the cell has not finished after this many seconds.",
+    )
     @argument("--restart", action="store_true", help="Replace the procs with fresh ones (new namespaces) first.")
     @argument("--shutdown", action="store_true", help="Line form: stop every proc.")
-    @argument("--logdir", nargs="?", const="", default=None, metavar="DIR", help="Line form without DIR: print where the per-proc log files are. With DIR: write new procs' logs there.")
+    @argument(
+        "--logdir",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="Line form without DIR: print where the per-proc log files are. With DIR: write new procs' logs there.",
+    )
     @argument("--force", action="store_true", help=f"Allow more than {MAX_PROCS} procs.")
     @line_cell_magic
     def procs(self, line: str, cell: str | None = None) -> Any:
@@ -60,16 +74,14 @@ class ProcsMagics(Magics):
             raise IPythonUsageError(str(exc)) from None
 
     def _procs(self, args: Any, cell: str | None) -> Any:
-        if args.n is not None and (args.n < 1 or (args.n > MAX_PROCS and not args.force)):
-            raise UsageError(
-                f"N must be between 1 and {MAX_PROCS} (or more with --force), not {args.n}"
-            )
+        if args.n is not None:
+            check_size(args.n, args.force)
         if cell is None:
             return self._line(args)
         if args.shutdown:
             raise UsageError("--shutdown is for the line form: %procs --shutdown")
-        if args.timeout is not None and args.timeout <= 0:
-            raise UsageError(f"--timeout must be positive, not {args.timeout:g}")
+        if args.timeout is not None:
+            check_timeout(args.timeout, "--timeout")
         size = args.n or (self.group.size if self.group is not None else None)
         if size is None:
             raise UsageError("no procs are running: say how many, e.g. %%procs 4")
@@ -130,14 +142,13 @@ class ProcsMagics(Magics):
         if self.group is None:
             raise IPythonUsageError("no procs are running: start some with %%procs N")
         try:
-            if args.timeout <= 0:
-                raise UsageError(f"--timeout must be positive, not {args.timeout:g}")
+            check_timeout(args.timeout, "--timeout")
             targets = parse_targets(args.targets, self.group.size) if args.targets else None
             report = self.group.flush(args.timeout, targets)
         except UsageError as exc:
             raise IPythonUsageError(str(exc)) from None
         if not report.ok:
-            bad = [f"{e.rank} ({e.outcome})" for e in report.entries if e.outcome not in ("rendered", "published", "exited")]
+            bad = [f"{e.rank} ({e.outcome})" for e in report.shortfalls]
             warnings.warn_explicit(
                 f"not every proc reached the full barrier: {', '.join(bad)}", FlushWarning, "%logflush", 0
             )
@@ -149,4 +160,4 @@ class ProcsMagics(Magics):
             self.group = None
 
 
-__all__ = ["ProcsMagics", "GroupStatus"]
+__all__ = ["GroupStatus", "ProcsMagics"]

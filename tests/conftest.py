@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from kernel_driver import KernelDriver  # noqa: E402
+from kernel_driver import KernelDriver
 
 
 def _loaded_kernel() -> Iterator[KernelDriver]:

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_client.session import Session
-
 from kernel_driver import KernelDriver
 
 PROTOCOL = 1

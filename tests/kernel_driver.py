@@ -10,9 +10,8 @@ import queue
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from jupyter_client.manager import KernelManager
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import by_rank
 from fake_frontend import FakeFrontend
 from kernel_driver import KernelDriver

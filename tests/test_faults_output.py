@@ -16,7 +16,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from fake_frontend import FakeFrontend
 from kernel_driver import KernelDriver
 
@@ -200,10 +199,11 @@ def test_imitated_markers_are_text_and_the_token_is_not_in_the_environment(kerne
     tokens = kernel.execute(
         "import ipylogfwd\n"
         "g = ipylogfwd.current_group()\n"
-        "print(*[g._procs[r].token.decode() for r in g.ranks])\n"
+        "procs = g._generation._sets[0]._procs  # white box: the tokens a leak would expose\n"
+        "print(*[procs[r].token.decode() for r in g.ranks])\n"
     ).stdout.split()
     assert len(tokens) == 2 and all(re.fullmatch(r"[0-9a-f]+", t) for t in tokens), tokens
-    from ipylogfwd.markers import encode
+    from ipylogfwd.wire.markers import encode
 
     guessed = "0" * len(tokens[0])
     # A guessed token, the other proc's real token (as if leaked), and broken shapes of real
@@ -216,7 +216,7 @@ def test_imitated_markers_are_text_and_the_token_is_not_in_the_environment(kerne
         "import os, sys\n"
         f"tokens = {tokens!r}\n"
         "other = tokens[1 - int(os.environ['RANK'])].encode()\n"
-        "from ipylogfwd.markers import encode\n"
+        "from ipylogfwd.wire.markers import encode\n"
         f"fakes = {fakes!r} + [encode(other, k, v) for k, v in (('B', 1), ('C', 999), ('E', 999))]\n"
         "for f in fakes:\n"
         "    os.write(1, b'before ' + f + b' after\\n')\n"

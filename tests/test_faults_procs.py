@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import by_rank
 from fake_frontend import FakeFrontend
 from kernel_driver import Cell, KernelDriver

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ipylogfwd import markers
-from ipylogfwd.framing import DEFAULT_MAX_LINE, LineFramer, StreamFramer, split_mark
-from ipylogfwd.markers import MARKER_LEN, PREFIX
-from ipylogfwd.queues import STDERR, STDOUT, Barrier, CellStart, Eof, Item, Log
+from ipylogfwd.pipeline.framing import DEFAULT_MAX_LINE, LineFramer, StreamFramer, split_mark
+from ipylogfwd.pipeline.items import STDERR, STDOUT, Barrier, CellStart, Eof, Item, Log
+from ipylogfwd.wire import markers
+from ipylogfwd.wire.markers import MARKER_LEN, PREFIX
 
 TOKEN = b"0123456789abcdef" * 2
 OTHER = b"fedcba9876543210" * 2

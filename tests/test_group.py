@@ -6,13 +6,14 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from ipylogfwd import ProcGroup, ProcsError, UsageError
-from ipylogfwd.sinks import TextSink
+from ipylogfwd import ProcDiedError, ProcGroup, ProcsError, ProcTimeoutError, UsageError
+from ipylogfwd.sinks.text import TextSink
 
 
 class RecordingSink(TextSink):
@@ -124,3 +125,54 @@ def test_plain_script_with_main_guard() -> None:
     lines = out.stdout.splitlines()
     assert sorted(lines[:2]) == ["[0] from 0", "[1] from 1"]
     assert lines[2:] == ["{0: 1, 1: 1}", "True"]
+
+
+def test_restart_during_a_cell_ends_its_job_at_once_and_the_new_procs_run(group: ProcGroup) -> None:
+    job = group.submit("import time\nprint('sleeping', flush=True)\ntime.sleep(60)")
+    time.sleep(0.3)
+    group.restart()
+    t0 = time.monotonic()
+    with pytest.raises(ProcDiedError, match="restarted"):
+        job.wait(15)
+    assert time.monotonic() - t0 < 1.0, "the job should end at once: its procs are gone"
+    assert job.done
+    assert group.run("import os; os.environ['RANK']") == {0: "0", 1: "1"}
+
+
+def test_restart_from_another_thread_while_a_job_is_waited_for(group: ProcGroup) -> None:
+    job = group.submit("import time\ntime.sleep(60)")
+    outcome: list[BaseException | float] = []
+
+    def waiter() -> None:
+        t0 = time.monotonic()
+        try:
+            job.wait(15)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion below
+            outcome.append(exc)
+        outcome.append(time.monotonic() - t0)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.3)
+    restart_started = time.monotonic()
+    group.restart()
+    thread.join(15)
+    assert not thread.is_alive(), "job.wait(15) did not return after the restart"
+    error, waited = outcome
+    assert isinstance(error, ProcDiedError), repr(error)
+    assert isinstance(waited, float) and waited < (time.monotonic() - restart_started) + 0.3 + 1.0
+    assert group.run("2 + 2") == {0: 4, 1: 4}
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["import time\ntime.sleep(60)", "import os\nif os.environ['RANK'] == '1':\n    sum(range(10**11))"],
+    ids=["sleeping", "holding the GIL"],
+)
+def test_wait_never_overruns_its_timeout_by_more_than_a_second(group: ProcGroup, body: str) -> None:
+    job = group.submit(body)
+    t0 = time.monotonic()
+    with pytest.raises(ProcTimeoutError):
+        job.wait(1.0)
+    took = time.monotonic() - t0
+    assert 1.0 <= took < 2.0, f"wait(1.0) took {took:.2f} s"

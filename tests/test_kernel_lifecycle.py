@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import psutil
-
 from kernel_driver import KernelDriver
 
 

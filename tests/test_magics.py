@@ -6,7 +6,6 @@ import re
 import time
 
 import pytest
-
 from conftest import by_rank
 from kernel_driver import KernelDriver
 
@@ -14,12 +13,12 @@ from kernel_driver import KernelDriver
 @pytest.mark.parametrize(
     "line, message",
     [
-        ("%%procs -2\n1", "N must be between 1 and"),
-        ("%%procs 100000\n1", "N must be between 1 and"),
+        ("%%procs -2\n1", "the number of procs must be a positive integer, not -2"),
+        ("%%procs 100000\n1", "100000 procs is more than 256; pass force=True (--force)"),
         ("%%procs 2 --bogus\n1", "unrecognized arguments: --bogus"),
         ("%%procs 2 --targets 5\n1", "outside 0..1"),
         ("%%procs 2 --targets x\n1", "bad --targets"),
-        ("%%procs 2 --timeout -1\n1", "--timeout must be positive"),
+        ("%%procs 2 --timeout -1\n1", "--timeout must be a positive number of seconds"),
         ("%%procs two\n1", "invalid int value"),
         ("%%procs\n1", "no procs are running"),
         ("%logflush", "no procs are running"),

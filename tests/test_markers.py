@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ipylogfwd import markers
-from ipylogfwd.framing import MarkerScanner
-from ipylogfwd.markers import MARKER_LEN, PREFIX, SUFFIX, Marker
+from ipylogfwd.pipeline.framing import MarkerScanner
+from ipylogfwd.wire import markers
+from ipylogfwd.wire.markers import MARKER_LEN, PREFIX, SUFFIX, Marker
 
 TOKEN = b"0123456789abcdef" * 2
 OTHER = b"fedcba9876543210" * 2

@@ -1,5 +1,5 @@
 """The frontend's copy of the protocol (labextension/src/messages.ts) and its npm package
-(labextension/package.json) agree with ``ipylogfwd.protocol``: constants, message type tags,
+(labextension/package.json) agree with ``ipylogfwd.wire.view_messages``: constants, message type tags,
 field names and field kinds, module name and version. Either side changed alone fails here."""
 
 from __future__ import annotations
@@ -11,19 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from ipylogfwd import protocol
+from ipylogfwd.wire import view_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGES_TS = ROOT / "labextension" / "src" / "messages.ts"
 PACKAGE_JSON = ROOT / "labextension" / "package.json"
 
 MESSAGES = {
-    "Lines": protocol.Lines,
-    "BarrierMsg": protocol.BarrierMsg,
-    "Replay": protocol.Replay,
-    "Hello": protocol.Hello,
-    "Ack": protocol.Ack,
-    "Bye": protocol.Bye,
+    "Lines": view_messages.Lines,
+    "BarrierMsg": view_messages.BarrierMsg,
+    "Replay": view_messages.Replay,
+    "Hello": view_messages.Hello,
+    "Ack": view_messages.Ack,
+    "Bye": view_messages.Bye,
 }
 UNIONS = {"ToView": ("Lines", "BarrierMsg", "Replay"), "FromView": ("Hello", "Ack", "Bye")}
 
@@ -87,24 +87,24 @@ def src() -> str:
 
 
 def test_constants(src: str) -> None:
-    assert ts_const(src, "PROTOCOL_VERSION") == protocol.PROTOCOL_VERSION
-    assert ts_const(src, "ACK_TARGET") == protocol.ACK_TARGET
-    assert ts_const(src, "CONTROL_MSG_TYPE") == protocol.CONTROL_MSG_TYPE
+    assert ts_const(src, "PROTOCOL_VERSION") == view_messages.VIEW_PROTOCOL_VERSION
+    assert ts_const(src, "ACK_TARGET") == view_messages.ACK_TARGET
+    assert ts_const(src, "CONTROL_MSG_TYPE") == view_messages.CONTROL_MSG_TYPE
 
 
 def test_type_tags(src: str) -> None:
-    assert ts_string_tuple(src, "TO_VIEW_TYPES") == protocol.TO_VIEW_TYPES
-    assert ts_string_tuple(src, "FROM_VIEW_TYPES") == protocol.FROM_VIEW_TYPES
+    assert ts_string_tuple(src, "TO_VIEW_TYPES") == view_messages.TO_VIEW_TYPES
+    assert ts_string_tuple(src, "FROM_VIEW_TYPES") == view_messages.FROM_VIEW_TYPES
     for name, cls in MESSAGES.items():
         (tag,) = typing.get_args(typing.get_type_hints(cls)["type"])
-        assert tag in (protocol.TO_VIEW_TYPES if name in UNIONS["ToView"] else protocol.FROM_VIEW_TYPES)
+        assert tag in (view_messages.TO_VIEW_TYPES if name in UNIONS["ToView"] else view_messages.FROM_VIEW_TYPES)
 
 
 def test_unions(src: str) -> None:
     for name, members in UNIONS.items():
         assert ts_union(src, name) == members
-    assert {typing.get_args(protocol.ToView)[i].__name__ for i in range(3)} == set(UNIONS["ToView"])
-    assert {typing.get_args(protocol.FromView)[i].__name__ for i in range(3)} == set(UNIONS["FromView"])
+    assert {typing.get_args(view_messages.ToView)[i].__name__ for i in range(3)} == set(UNIONS["ToView"])
+    assert {typing.get_args(view_messages.FromView)[i].__name__ for i in range(3)} == set(UNIONS["FromView"])
 
 
 def test_message_fields(src: str) -> None:
@@ -113,11 +113,11 @@ def test_message_fields(src: str) -> None:
         assert name in interfaces, f"messages.ts has no interface {name}"
         hints = typing.get_type_hints(cls)
         fields = interfaces[name]
-        assert list(fields) == list(hints), f"{name}: fields {list(fields)} in messages.ts, {list(hints)} in protocol.py"
+        assert list(fields) == list(hints), f"{name}: fields {list(fields)} in messages.ts, {list(hints)} in view_messages.py"
         for field, py_type in hints.items():
             want = expected_ts_type(py_type)
             if want is not None:
-                assert fields[field] == want, f"{name}.{field}: {fields[field]!r} in messages.ts, {py_type} in protocol.py"
+                assert fields[field] == want, f"{name}.{field}: {fields[field]!r} in messages.ts, {py_type} in view_messages.py"
             elif typing.get_origin(py_type) is list:
                 assert fields[field].endswith("[]"), f"{name}.{field}: {fields[field]!r} is not an array"
             else:
@@ -125,22 +125,22 @@ def test_message_fields(src: str) -> None:
 
 
 def test_builders_make_what_the_interfaces_say() -> None:
-    """protocol.py's constructors build exactly the TypedDict fields (so the TS side's are all)."""
+    """view_messages.py's constructors build exactly the TypedDict fields (so the TS side's are all)."""
     made = {
-        "Lines": protocol.lines(1, 0, [(1, "x")]),
-        "BarrierMsg": protocol.barrier(2, 3),
-        "Replay": protocol.replay(4, 0, []),
+        "Lines": view_messages.lines(1, 0, [(1, "x")]),
+        "BarrierMsg": view_messages.barrier(2, 3),
+        "Replay": view_messages.replay(4, 0, []),
     }
     for name, msg in made.items():
         assert list(msg) == list(typing.get_type_hints(MESSAGES[name]))
-        assert msg["protocol"] == protocol.PROTOCOL_VERSION
+        assert msg["protocol"] == view_messages.VIEW_PROTOCOL_VERSION
 
 
 def test_package_json() -> None:
     pkg = json.loads(PACKAGE_JSON.read_text(encoding="utf-8"))
-    assert pkg["name"] == protocol.MODULE_NAME
-    assert version_satisfies(pkg["version"], protocol.MODULE_VERSION), (
-        f"package.json version {pkg['version']} does not satisfy protocol.MODULE_VERSION {protocol.MODULE_VERSION}"
+    assert pkg["name"] == view_messages.MODULE_NAME
+    assert version_satisfies(pkg["version"], view_messages.MODULE_VERSION), (
+        f"package.json version {pkg['version']} does not satisfy view_messages.MODULE_VERSION {view_messages.MODULE_VERSION}"
     )
     assert pkg["jupyterlab"]["outputDir"] == "../ipylogfwd/labextension"
     shared = pkg["jupyterlab"]["sharedPackages"]["@jupyter-widgets/base"]

@@ -6,8 +6,9 @@ import os
 import time
 from pathlib import Path
 
-from ipylogfwd.queues import Log, Mailboxes
-from ipylogfwd.reader import Reader, make_pipe
+from ipylogfwd.pipeline.items import Log
+from ipylogfwd.pipeline.queues import Mailboxes
+from ipylogfwd.pipeline.reader import Reader, make_pipe
 
 TOKEN = b"0123456789abcdef" * 2
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from ipylogfwd import ProcGroup
-from ipylogfwd.elision import TAIL_LINES, Elided, TextBudget
-from ipylogfwd.queues import STDERR, STDOUT
-from ipylogfwd.sinks import TextSink
+from ipylogfwd.pipeline.items import STDERR, STDOUT
+from ipylogfwd.sinks.elision import TAIL_LINES, Elided, TextBudget
+from ipylogfwd.sinks.text import TextSink
 
 NOTE = re.compile(
     r"^\[(\d+)\] … ([\d,]+) lines? not shown \(text output is limited to ([^;)]+)(?:; full log: (.+))?\)$"
@@ -204,7 +204,7 @@ def test_procs_printing_past_the_budget_lose_nothing_unnoted(
 
 def test_set_text_limit_takes_a_rate_or_none_and_refuses_anything_else() -> None:
     import ipylogfwd
-    from ipylogfwd.elision import TEXT_BUDGET, TEXT_RATE
+    from ipylogfwd.sinks.elision import TEXT_BUDGET, TEXT_RATE
 
     for bad in (0, -5, "fast", True, float("nan")):
         with pytest.raises(ValueError, match="positive number of characters per second or None"):

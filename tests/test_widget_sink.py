@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from ipylogfwd import widget_sink
-from ipylogfwd.widget_sink import MessageBudget, WidgetSink, _Tail
+from ipylogfwd.sinks import tails
+from ipylogfwd.sinks.tails import MessageBudget, Tail
+from ipylogfwd.sinks.widget_sink import WidgetSink
 
 
 def test_tail_keeps_the_last_lines_and_counts_the_rest() -> None:
-    tail = _Tail(limit=3)
+    tail = Tail(limit=3)
     for i in range(10):
         tail.add(1, f"l{i}\n", 1)
     tail.trim()
@@ -22,7 +23,7 @@ def test_tail_keeps_the_last_lines_and_counts_the_rest() -> None:
 
 
 def test_tail_cuts_inside_a_chunk_and_continues_partial_lines() -> None:
-    tail = _Tail(limit=2)
+    tail = Tail(limit=2)
     tail.add(1, "a\nb\nc\nd", 3)  # "d" is a partial line
     tail.add(1, "e\n", 1)  # ...which this completes
     tail.add(2, "x\n", 1)
@@ -41,7 +42,7 @@ class FakeClock:
 
 
 def test_tail_bounds_characters_dropping_whole_lines_first() -> None:
-    tail = _Tail(limit=100, max_chars=1000)
+    tail = Tail(limit=100, max_chars=1000)
     for i in range(10):
         tail.add(1, f"{i}" * 299 + "\n", 1)
         assert tail.chars <= 2000
@@ -58,7 +59,7 @@ def test_tail_held_back_through_a_long_flood_keeps_its_newest_lines_contiguous()
     # character count true, or a later trim by characters drops lines it should keep and
     # the view shows a gap (it did, with 4 procs x 2.5M lines on a loaded machine).
     rnd = random.Random(3)
-    tail = _Tail(limit=2000, max_chars=1 << 20)
+    tail = Tail(limit=2000, max_chars=1 << 20)
     i = 0
     while i < 400_000:
         n = rnd.randrange(1, 1500)
@@ -72,7 +73,7 @@ def test_tail_held_back_through_a_long_flood_keeps_its_newest_lines_contiguous()
 
 
 def test_tail_keeps_the_end_of_a_line_redrawn_forever() -> None:
-    tail = _Tail(limit=100, max_chars=1000)
+    tail = Tail(limit=100, max_chars=1000)
     for i in range(100_000):
         tail.add(1, f"\r{i}", 0)
         assert tail.chars <= 2000 + 7
@@ -92,7 +93,7 @@ def test_budget_limits_characters() -> None:
 
 def test_budget_limits_messages_and_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
-    monkeypatch.setattr(widget_sink.time, "monotonic", clock)
+    monkeypatch.setattr(tails.time, "monotonic", clock)
     budget = MessageBudget(rate=10, burst=2, line_rate=100, line_burst=100)
     assert budget.take(10) and budget.take(10)
     assert not budget.take(1), "the message burst is spent"
@@ -112,9 +113,14 @@ class Hub:
 
     def __init__(self) -> None:
         self.listeners: list[Any] = []
+        self.forgotten: list[str] = []
 
-    def on_hello(self, listener: Any) -> None:
+    def watch(self, model_ids: list[str], listener: Any) -> None:
         self.listeners.append(listener)
+
+    def unwatch(self, model_ids: list[str]) -> None:
+        self.listeners.pop()
+        self.forgotten += model_ids
 
 
 def _sink(monkeypatch: pytest.MonkeyPatch, budget: MessageBudget) -> tuple[WidgetSink, list[tuple[int, dict[str, Any]]]]:
@@ -167,3 +173,19 @@ def test_a_hello_behind_the_kernel_asks_for_a_replay(monkeypatch: pytest.MonkeyP
     assert asked == [True]
     sink.publish()
     assert sent[-1][1]["type"] == "replay" and sent[-1][1]["chunks"] == [[1, "x\n"]] and sent[-1][1]["seq"] == 2
+
+
+def test_a_closed_sink_lets_go_of_its_backlog_and_listener(monkeypatch: pytest.MonkeyPatch) -> None:
+    sink, sent = _sink(monkeypatch, MessageBudget())
+    hub = sink.hub
+    sink.write(0, 1, "x\n" * 3)
+    sink.publish()
+    assert len(hub.listeners) == 1  # type: ignore[attr-defined]
+    sink.close()
+    sink.close()  # idempotent
+    assert hub.listeners == []  # type: ignore[attr-defined]
+    assert sorted(hub.forgotten) == sorted(str(w.model_id) for w in sink.widgets.values())  # type: ignore[attr-defined]
+    assert not sink.has_deferred()
+    before = len(sent)
+    sink._send_replay(0)  # a late replay request finds nothing kept
+    assert sent[before][1]["chunks"] == []

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from fake_frontend import FakeFrontend
 
 REPO = Path(__file__).resolve().parent.parent

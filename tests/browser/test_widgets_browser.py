@@ -12,7 +12,6 @@ import re
 import time
 from typing import Any
 
-
 from .labdriver import NOTEBOOKS, Notebook, peak_rate, wait_for
 
 LOAD = "%load_ext ipylogfwd"
@@ -26,7 +25,7 @@ def flush_outcomes(report_text: str) -> dict[int, str]:
 
 def assert_rendered(report_text: str, ranks: range | list[int]) -> None:
     outcomes = flush_outcomes(report_text)
-    assert outcomes == {r: "rendered" for r in ranks}, (
+    assert outcomes == dict.fromkeys(ranks, "rendered"), (
         f"%logflush did not report 'rendered' for every rank:\n{report_text}"
     )
 

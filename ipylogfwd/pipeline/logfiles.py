@@ -7,12 +7,14 @@ full, directory gone) is closed with its error recorded, and forwarding to the n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from .queues import STREAM_NAMES
+from .items import STREAM_NAMES
 
 
 def default_logdir() -> Path:
@@ -27,15 +29,17 @@ def log_path(logdir: Path, rank: int, stream: int) -> Path:
 class LogFile:
     """An append-only log file that degrades to nothing, with a reason, when writes fail."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_error: Callable[[str], None] | None = None) -> None:
+        """Open ``path`` for appending; ``on_error(reason)`` is called once if it fails."""
         self.path = path
         self.error: str | None = None
+        self._on_error = on_error
         self._file: BinaryIO | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "ab", buffering=1 << 16)
+            self._file = open(path, "ab", buffering=1 << 16)  # noqa: SIM115 (held open for the proc's life)
         except OSError as exc:
-            self.error = f"cannot open {path}: {exc}"
+            self._set_error(f"cannot open {path}: {exc}")
 
     def write(self, data: bytes) -> None:
         if self._file is None:
@@ -58,14 +62,18 @@ class LogFile:
             try:
                 self._file.close()
             except OSError as exc:
-                self.error = self.error or f"writing {self.path}: {exc}"
+                self._set_error(f"writing {self.path}: {exc}")
             self._file = None
 
     def _fail(self, exc: OSError) -> None:
-        self.error = f"writing {self.path}: {exc}"
-        try:
-            assert self._file is not None
-            self._file.close()
-        except OSError:
-            pass
-        self._file = None
+        self._set_error(f"writing {self.path}: {exc}")
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):  # the write already failed; that is the error
+                file.close()
+
+    def _set_error(self, error: str) -> None:
+        if self.error is None:
+            self.error = error
+            if self._on_error is not None:
+                self._on_error(error)

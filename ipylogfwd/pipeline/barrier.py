@@ -5,6 +5,9 @@ flush request or the cell is sent). The dispatcher reports each stream reaching 
 proc's own marker (full), by the reader's weak barrier (everything read so far), or by EOF
 (the proc is gone; everything it wrote has been delivered). A rank completes when both its
 streams have; waiters are woken then.
+
+The tracker also keeps, per rank, the sink its barrier was delivered to, so a flush asks one
+place for both how far each rank got and which view to wait for.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .queues import STDERR, STDOUT, BarrierKey
+from .items import STDERR, STDOUT, BarrierKey
+from .sink import Sink
 
 Outcome = Literal["rendered", "published", "weak", "exited", "timed out"]
 FULL_OUTCOMES: frozenset[str] = frozenset({"rendered", "published"})
@@ -35,6 +39,7 @@ class _Pending:
     weak: set[int] = field(default_factory=set)
     eof: set[int] = field(default_factory=set)
     done_at: dict[int, float] = field(default_factory=dict)
+    sinks: dict[int, Sink] = field(default_factory=dict)
 
 
 class BarrierTracker:
@@ -56,14 +61,16 @@ class BarrierTracker:
                     p.done_at[r] = now
             self._pending[key] = p
 
-    def reach(self, rank: int, stream: int, key: BarrierKey, weak: bool) -> bool:
-        """Record one stream of ``rank`` at ``key``; True if that completed the rank."""
+    def reach(self, rank: int, stream: int, key: BarrierKey, weak: bool, sink: Sink) -> bool:
+        """Record one stream of ``rank`` at ``key``, published to ``sink`` (the sink the rank's
+        barrier goes to, kept for ``finish``); True if that completed the rank."""
         with self._cond:
             p = self._pending.get(key)
             if p is None or rank in p.done_at or rank not in p.needs:
                 return False  # a late marker for a barrier already settled
             if weak:
                 p.weak.add(rank)
+            p.sinks[rank] = sink
             self._settle(p, rank, stream)
             return rank in p.done_at
 
@@ -95,12 +102,6 @@ class BarrierTracker:
             p.done_at[rank] = time.monotonic()
             self._cond.notify_all()
 
-    def waiting(self, key: BarrierKey) -> list[int]:
-        """Ranks that have not completed ``key``."""
-        with self._cond:
-            p = self._pending[key]
-            return sorted(r for r in p.needs if r not in p.done_at)
-
     def wait(self, key: BarrierKey, timeout: float) -> list[int]:
         """Wait until every rank completed ``key`` or ``timeout``; the ranks still waiting."""
         deadline = time.monotonic() + max(0.0, timeout)
@@ -113,8 +114,9 @@ class BarrierTracker:
                     return sorted(left)
                 self._cond.wait(min(remaining, 0.1))
 
-    def finish(self, key: BarrierKey) -> FlushReport:
-        """Stop tracking ``key``; its report as of now (at the published level)."""
+    def finish(self, key: BarrierKey) -> tuple[FlushReport, dict[int, Sink]]:
+        """Stop tracking ``key``: its report as of now (at the published level), and the sink
+        each completed rank's barrier was published to."""
         with self._cond:
             p = self._pending.pop(key)
         entries = []
@@ -124,7 +126,7 @@ class BarrierTracker:
                 continue
             outcome: Outcome = "exited" if r in p.eof else "weak" if r in p.weak else "published"
             entries.append(FlushEntry(r, outcome, p.done_at[r] - p.started))
-        return FlushReport(key[1], entries)
+        return FlushReport(key[1], entries), p.sinks
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,12 @@ class FlushReport:
     @property
     def ok(self) -> bool:
         """True when every proc reached the full barrier (or had exited, losing nothing)."""
-        return all(e.outcome in FULL_OUTCOMES or e.outcome == "exited" for e in self.entries)
+        return not self.shortfalls
+
+    @property
+    def shortfalls(self) -> list[FlushEntry]:
+        """The entries of procs that did not reach the full barrier (what ``ok`` is about)."""
+        return [e for e in self.entries if not (e.outcome in FULL_OUTCOMES or e.outcome == "exited")]
 
     @property
     def outcomes(self) -> dict[int, Outcome]:

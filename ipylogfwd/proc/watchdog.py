@@ -8,11 +8,12 @@ reach it. The kernel tells it on its stdin which process groups to guard (``+pgi
 sends SIGKILL to every guarded group (each proc runs in a group of its own, with its
 children) and exits.
 
-Run as ``python -m ipylogfwd.watchdog``; ``Watchdog`` is the kernel's handle on it.
+Run as ``python -m ipylogfwd.proc.watchdog``; ``Watchdog`` is the kernel's handle on it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -28,10 +29,8 @@ def main() -> None:
         if line[:1] in "+-" and line[1:].isdigit():
             (guarded.add if line[0] == "+" else guarded.discard)(int(line[1:]))
     for pgid in guarded:
-        try:
+        with contextlib.suppress(OSError):
             os.killpg(pgid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 class Watchdog:
@@ -42,7 +41,7 @@ class Watchdog:
         self._process: subprocess.Popen[str] | None = None
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "ipylogfwd.watchdog"],
+                [sys.executable, "-m", "ipylogfwd.proc.watchdog"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

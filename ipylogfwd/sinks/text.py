@@ -1,8 +1,8 @@
-"""Sinks: where a cell's proc output is shown.
+"""Text sinks: a cell's proc output as rank-prefixed text (``pipeline.sink.Sink``).
 
-A sink belongs to one cell. The dispatcher writes each proc's text into it in per-proc,
-per-stream order and then publishes it: all the text gathered since the last publish goes
-out as one message per stream, which keeps the message rate low however fast procs print.
+The dispatcher writes each proc's text into the sink in per-proc, per-stream order and then
+publishes it: all the text gathered since the last publish goes out as one message per
+stream, which keeps the message rate low however fast procs print.
 
 The text sinks prefix each line with the proc's rank. A partial line (released at a barrier
 or when its stream went quiet) is shown as it is; if the same rank continues it, the rest
@@ -13,56 +13,14 @@ that ranks never share a line.
 from __future__ import annotations
 
 import sys
-import threading
 import time
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
+from ..pipeline.items import STDERR, STDOUT, STREAM_NAMES
 from .elision import TEXT_BUDGET, Elided, TextBudget
-from .queues import STDERR, STDOUT, STREAM_NAMES
+from .kernel import iopub_sync
 
 NOTE_INTERVAL = 1.0
-
-
-class Sink(Protocol):
-    """What the dispatcher needs of a cell's output (text or widgets)."""
-
-    def accepts(self, rank: int) -> bool:
-        """Whether this sink shows ``rank`` (a widget sink shows only its cell's targets)."""
-        ...
-
-    def write(self, rank: int, stream: int, text: str) -> None: ...
-
-    def publish(self) -> None:
-        """Send what was written since the last publish (or as much as the budget allows)."""
-        ...
-
-    def has_deferred(self) -> bool:
-        """True if written text is held back: the dispatcher publishes again soon."""
-        ...
-
-    def barrier(self, rank: int, version: int) -> None:
-        """Everything of ``rank`` written so far precedes barrier ``version`` (sent after publish)."""
-        ...
-
-    def settle(self, rank: int, stream: int) -> bool:
-        """Before any barrier of ``rank`` on ``stream`` counts as published: publish what the
-        sink held back or left out of it (a note). True if anything was published."""
-        ...
-
-    def sync(self, timeout: float) -> bool:
-        """Wait until what was published has left this process."""
-        ...
-
-    def render_wait(self, rank: int, version: int, timeout: float) -> tuple[str, float | None]:
-        """("rendered", when its ack arrived on ``time.monotonic()``) once the view shows
-        everything before barrier ``version``, else (why not, None)."""
-        ...
-
-    @property
-    def pending(self) -> int: ...
-
-
-NO_WIDGET_FRONTEND = "text output, no widget frontend (terminal, nbconvert/nbval, or no ipylogfwd extension)"
 
 
 class TextSink:
@@ -95,11 +53,8 @@ class TextSink:
         # While leaving text out, publish again soon: notes are due even if procs go quiet.
         return self._eliding
 
-    def barrier(self, rank: int, version: int) -> None:
-        pass  # text has no view to acknowledge it: published is as far as it goes
-
-    def render_wait(self, rank: int, version: int, timeout: float) -> tuple[str, float | None]:
-        return NO_WIDGET_FRONTEND, None
+    def close(self) -> None:
+        self._elided.clear()
 
     def write(self, rank: int, stream: int, text: str) -> None:
         self._batch[stream].append((rank, text))
@@ -109,7 +64,10 @@ class TextSink:
         if self._eliding and self._budget is not None and self._budget.recovered():
             self._resume()
         if not self._eliding and (self._budget is None or self._budget.take(self._pending)):
-            out = {stream: [self._format(rank, stream, text) for rank, text in batch] for stream, batch in self._batch.items()}
+            out = {
+                stream: [self._format(rank, stream, text) for rank, text in batch]
+                for stream, batch in self._batch.items()
+            }
         else:
             self._leave_out()
             out = self._notes_if_due()
@@ -268,49 +226,3 @@ class IOPubTextSink(TextSink):
 
     def sync(self, timeout: float) -> bool:
         return iopub_sync(self._socket, timeout)
-
-
-def iopub_sync(socket: Any, timeout: float) -> bool:
-    """Wait until everything sent so far on the kernel's IOPub socket has left the process."""
-    io_thread = getattr(socket, "io_thread", None)
-    if io_thread is None:
-        return True
-    sent = threading.Event()
-    # The IOPub thread runs scheduled work in order: when this runs, our sends have gone.
-    io_thread.schedule(sent.set)
-    return sent.wait(timeout)
-
-
-def current_kernel() -> Any | None:
-    """The running ipykernel kernel, if this code runs inside one."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
-    shell = get_ipython()
-    kernel = getattr(shell, "kernel", None)
-    if kernel is None or not hasattr(kernel, "session") or not hasattr(kernel, "iopub_socket"):
-        return None
-    return kernel
-
-
-def text_sink(log_paths: dict[int, list[str]] | None = None) -> TextSink:
-    """A text sink for the cell now executing, or for this process's stdio outside a kernel."""
-    kernel = current_kernel()
-    if kernel is not None:
-        return IOPubTextSink(kernel, kernel.get_parent(), log_paths)
-    return StdioTextSink()
-
-
-def default_sink(ranks: list[int], pids: dict[int, int | None], log_paths: dict[int, list[str]]) -> Sink:
-    """The cell's proc widgets where a widget frontend has answered, else text."""
-    kernel = current_kernel()
-    if kernel is not None:
-        from .acks import hub_for
-
-        hub = hub_for(kernel)
-        if hub.frontend_seen:
-            from .widget_sink import WidgetSink
-
-            return WidgetSink(ranks, hub, pids=pids, log_paths=log_paths)
-    return text_sink(log_paths)

@@ -15,19 +15,21 @@ order. It is the only thread that touches the pipes, the framers and the log fil
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import queue
 import selectors
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 from .framing import DEFAULT_MAX_LINE, StreamFramer
+from .items import STDERR, STDOUT, Barrier, BarrierKey, Item, Log
 from .logfiles import LogFile, log_path
-from .queues import STDERR, STDOUT, Barrier, BarrierKey, Item, Log, Mailboxes
+from .queues import Mailboxes
 
 READ_SIZE = 1 << 18
 PIPE_SIZE = 1 << 20
@@ -38,10 +40,8 @@ WEAK_DRAIN_LIMIT = 16 << 20
 def make_pipe() -> tuple[int, int]:
     """A pipe for one proc stream: (non-blocking read end, write end), enlarged when allowed."""
     r, w = os.pipe()
-    try:
+    with contextlib.suppress(OSError):  # a smaller pipe only means more, smaller reads
         fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
-    except OSError:
-        pass  # a smaller pipe only means more, smaller reads
     os.set_blocking(r, False)
     return r, w
 
@@ -58,7 +58,7 @@ class _Stream:
 
 
 @dataclass
-class _Proc:
+class _ProcPipes:
     rank: int
     streams: dict[int, _Stream] = field(default_factory=dict)
     paused: bool = False
@@ -84,7 +84,7 @@ class _Stop:
     pass
 
 
-_Command = Union[_Add, _Weak, _Stop]
+_Command = _Add | _Weak | _Stop
 
 
 class Reader:
@@ -103,8 +103,11 @@ class Reader:
         self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
-        self._procs: dict[int, _Proc] = {}  # reader thread only
-        self._logs: dict[tuple[int, int], LogFile] = {}  # reader thread only; kept after EOF
+        self._procs: dict[int, _ProcPipes] = {}  # reader thread only
+        self._logs: list[LogFile] = []  # reader thread only; kept after EOF, closed at stop
+        # Log files fail on the reader thread and are reported to callers: guarded by a lock.
+        self._log_errors_lock = threading.Lock()
+        self._log_errors: dict[tuple[int, int], str] = {}
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._last_idle_check = 0.0
@@ -131,17 +134,14 @@ class Reader:
             self._thread.join(timeout)
 
     def log_errors(self) -> dict[tuple[int, int], str]:
-        return {k: log.error for k, log in list(self._logs.items()) if log.error}
-
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
+        """(rank, stream) -> why that log file stopped, for every log file that failed."""
+        with self._log_errors_lock:
+            return dict(self._log_errors)
 
     def _send(self, cmd: _Command) -> None:
         self._commands.put(cmd)
-        try:
+        with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
-        except OSError:
-            pass
 
     # --- the reader thread ----------------------------------------------------------------
     def _run(self) -> None:
@@ -185,15 +185,22 @@ class Reader:
                 self._weak(cmd)
 
     def _add(self, cmd: _Add) -> None:
-        proc = _Proc(cmd.rank)
+        proc = _ProcPipes(cmd.rank)
         self._mailboxes.add(cmd.rank)
         for stream, fd in cmd.fds.items():
-            log = LogFile(log_path(cmd.logdir, cmd.rank, stream))
-            self._logs[(cmd.rank, stream)] = log
+            log = LogFile(log_path(cmd.logdir, cmd.rank, stream), self._log_failed(cmd.rank, stream))
+            self._logs.append(log)
             st = _Stream(cmd.rank, stream, fd, StreamFramer(stream, cmd.token, self._max_line, log.write), log)
             proc.streams[stream] = st
             self._sel.register(fd, selectors.EVENT_READ, st)
         self._procs[cmd.rank] = proc
+
+    def _log_failed(self, rank: int, stream: int) -> Callable[[str], None]:
+        def failed(error: str) -> None:
+            with self._log_errors_lock:
+                self._log_errors[(rank, stream)] = error
+
+        return failed
 
     def _read(self, st: _Stream) -> None:
         try:
@@ -218,7 +225,7 @@ class Reader:
         if proc is not None and not proc.paused and self._mailboxes.over_budget(st.rank):
             self._pause(proc)
 
-    def _pause(self, proc: _Proc) -> None:
+    def _pause(self, proc: _ProcPipes) -> None:
         proc.paused = True
         for st in proc.streams.values():
             if st.open:
@@ -286,10 +293,8 @@ class Reader:
         st.open = False
         proc = self._procs.get(st.rank)
         if proc is None or not proc.paused:
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self._sel.unregister(st.fd)
-            except (KeyError, ValueError):
-                pass
         os.close(st.fd)
         st.log.flush()
 
@@ -299,7 +304,7 @@ class Reader:
                 if st.open:
                     st.open = False
                     os.close(st.fd)
-        for log in self._logs.values():
+        for log in self._logs:
             log.close()
         self._sel.close()
         os.close(self._wake_r)

@@ -12,172 +12,35 @@ Each widget also keeps a bounded backlog (the last ``max_lines`` lines) so that 
 reloaded page, or any view whose model asks, can be replayed to the current state in order.
 
 ``barrier(rank, version)`` sends the rank's held text and then a ``barrier`` message on the
-same comm; the view acks it once the text before it is in the DOM. ``await_render`` waits
+same comm; the view acks it once the text before it is in the DOM. ``render_wait`` waits
 for that ack on the ``AckHub``.
+
+A closed sink (its cell can get no more output, see the dispatcher) drops its backlogs and
+stops listening for hellos; its widgets stay displayed with what they show.
 """
 
 from __future__ import annotations
 
 import queue
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from . import protocol
+from ..pipeline.items import STDERR, STDOUT
+from ..wire import view_messages
 from .acks import AckHub
-from .queues import STDERR, STDOUT
-from .sinks import iopub_sync
+from .kernel import iopub_sync
+from .tails import BUDGET, DEFAULT_MAX_LINES, MessageBudget, Tail
 from .widgets import ProcsPanel, ProcWidget
 
-DEFAULT_MAX_LINES = 2000
 VIEW_GRACE = 2.0
 
 
-class MessageBudget:
-    """Token buckets for what widgets send, shared by every widget of the kernel: messages
-    (the server's IOPub rate limit counts them), lines and characters (what the page must
-    render: many short lines, or a few huge ones)."""
-
-    def __init__(
-        self,
-        rate: float = 250.0,
-        burst: float = 100.0,
-        line_rate: float = 16_000.0,
-        line_burst: float = 16_000.0,
-        char_rate: float = 4 * 1024 * 1024,
-        char_burst: float = 4 * 1024 * 1024,
-    ) -> None:
-        self.rate, self.burst = rate, burst
-        self.line_rate, self.line_burst = line_rate, line_burst
-        self.char_rate, self.char_burst = char_rate, char_burst
-        self._tokens, self._lines, self._chars = burst, line_burst, char_burst
-        self._stamp = time.monotonic()
-        self._lock = threading.Lock()  # the dispatcher threads of several groups share it
-
-    def take(self, lines: int, chars: int = 0) -> bool:
-        """Spend one message, ``lines`` lines and ``chars`` characters if all are available now."""
-        with self._lock:
-            now = time.monotonic()
-            elapsed, self._stamp = now - self._stamp, now
-            self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
-            self._lines = min(self.line_burst, self._lines + elapsed * self.line_rate)
-            self._chars = min(self.char_burst, self._chars + elapsed * self.char_rate)
-            # A batch larger than a whole bucket may go once that bucket is full.
-            cost, char_cost = min(lines, self.line_burst), min(chars, self.char_burst)
-            if self._tokens >= 1.0 and self._lines >= cost and self._chars >= char_cost:
-                self._tokens -= 1.0
-                self._lines -= cost
-                self._chars -= char_cost
-                return True
-            return False
-
-
-BUDGET = MessageBudget()
-
-
-DEFAULT_MAX_CHARS = 1 << 20
-
-
-@dataclass
-class _Tail:
-    """Chunks of text holding at most about ``limit`` lines and ``max_chars`` characters,
-    and how many lines were dropped."""
-
-    limit: int
-    max_chars: int = DEFAULT_MAX_CHARS
-    chunks: deque[list[Any]] = field(default_factory=deque)  # [stream, text]
-    lines: int = 0
-    chars: int = 0
-    dropped: int = 0
-
-    def add(self, stream: int, text: str, newlines: int) -> None:
-        if self.chunks and self.chunks[-1][0] == stream and not self.chunks[-1][1].endswith("\n"):
-            self.chunks[-1][1] += text  # continue a partial line in place
-        else:
-            self.chunks.append([stream, text])
-        self.lines += newlines
-        self.chars += len(text)
-        if self.lines > 2 * self.limit or self.chars > 2 * self.max_chars:
-            self.trim()
-
-    def trim(self) -> None:
-        """Drop the oldest whole lines until at most ``limit`` lines and about ``max_chars``
-        characters remain (one line longer than that keeps only its end)."""
-        self._trim_lines()
-        self._trim_chars()
-
-    def _trim_chars(self) -> None:
-        while self.chars > self.max_chars and self.chunks:
-            stream, text = self.chunks[0]
-            over = self.chars - self.max_chars
-            # Whole lines from the front, through the first newline at or past the excess.
-            cut = text.find("\n", over - 1)
-            if 0 <= cut < len(text) - 1 or (cut == len(text) - 1 and len(self.chunks) > 1):
-                n = text.count("\n", 0, cut + 1)
-                if cut == len(text) - 1:
-                    self.chunks.popleft()
-                else:
-                    self.chunks[0][1] = text[cut + 1 :]
-                self.lines -= n
-                self.dropped += n
-                self.chars -= cut + 1
-                continue
-            if len(self.chunks) > 1:
-                # The chunk is one line's end (or a partial line): it goes whole.
-                n = text.count("\n")
-                self.chunks.popleft()
-                self.lines -= n
-                self.dropped += n
-                self.chars -= len(text)
-                continue
-            # One line longer than the budget (a huge line, a long run of \r redraws): keep its
-            # end, from a \r where there is one, so a redrawn line still shows its last state.
-            keep = text[-self.max_chars :]
-            cr = keep.find("\r")
-            if cr > 0:
-                keep = keep[cr:]
-            n = text.count("\n") - keep.count("\n")  # whole lines cut off before the kept end
-            self.chunks[0][1] = keep
-            self.chars = len(keep)
-            self.lines -= n
-            self.dropped += n
-
-    def _trim_lines(self) -> None:
-        excess = self.lines - self.limit
-        while excess > 0 and self.chunks:
-            stream, text = self.chunks[0]
-            n = text.count("\n")
-            if n <= excess:
-                self.chunks.popleft()
-                excess -= n
-                self.lines -= n
-                self.dropped += n
-                self.chars -= len(text)
-                if n == 0:
-                    continue
-            else:
-                cut = -1
-                for _ in range(excess):
-                    cut = text.index("\n", cut + 1)
-                self.chunks[0][1] = text[cut + 1 :]
-                self.lines -= excess
-                self.dropped += excess
-                self.chars -= cut + 1
-                excess = 0
-
-    def take(self) -> tuple[int, list[list[Any]]]:
-        chunks, dropped = list(self.chunks), self.dropped
-        self.chunks.clear()
-        self.lines = self.chars = self.dropped = 0
-        return dropped, chunks
-
-
 class WidgetSink:
-    """One cell's proc widgets. ``write``/``publish``/``barrier`` run on the dispatcher thread;
-    ``request_replay`` may come from any thread (it is queued for the dispatcher)."""
+    """One cell's proc widgets. Every method runs on the dispatcher thread, except
+    ``update_status`` (the status thread: it only sets widget traits), ``render_wait`` (the
+    flushing thread: it only waits on the hub) and the hello listener (a kernel thread: it
+    only queues a replay for the dispatcher)."""
 
     def __init__(
         self,
@@ -205,15 +68,16 @@ class WidgetSink:
             for r in ranks
         }
         self._by_model = {w.model_id: r for r, w in self.widgets.items()}
-        self._pending = {r: _Tail(max_lines) for r in ranks}
-        self._backlog = {r: _Tail(max_lines) for r in ranks}
+        self._pending = {r: Tail(max_lines) for r in ranks}
+        self._backlog = {r: Tail(max_lines) for r in ranks}
         self._seq = dict.fromkeys(ranks, 0)
         self.counts = {r: [0, 0, 0] for r in ranks}  # dispatcher writes; status reads ints
         self._replays: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._request_publish: Callable[[], None] | None = None
         self._pending_chars = 0
         self.panel = ProcsPanel([self.widgets[r] for r in ranks])
-        hub.on_hello(self._on_hello)
+        self._closed = False
+        hub.watch([str(w.model_id) for w in self.widgets.values()], self._on_hello)
         if display is None:
             from IPython.display import display as ipy_display
 
@@ -229,6 +93,8 @@ class WidgetSink:
 
     def has_deferred(self) -> bool:
         """True if text is held back for lack of message budget (publish again soon)."""
+        if self._closed:
+            return False
         return not self._replays.empty() or any(t.chunks or t.dropped for t in self._pending.values())
 
     def attach(self, request_publish: Callable[[], None]) -> None:
@@ -242,6 +108,8 @@ class WidgetSink:
         self._pending_chars += len(text)
 
     def publish(self) -> None:
+        if self._closed:
+            return
         while True:
             try:
                 rank = self._replays.get_nowait()
@@ -258,13 +126,13 @@ class WidgetSink:
 
     def barrier(self, rank: int, version: int) -> None:
         """Send the rank's held text, then barrier ``version`` behind it."""
-        if rank not in self.widgets:
+        if rank not in self.widgets or self._closed:
             return
         tail = self._pending[rank]
         if tail.chunks or tail.dropped:
             self._send_lines(rank)
         self._seq[rank] += 1
-        self.widgets[rank].send(protocol.barrier(self._seq[rank], version))
+        self.widgets[rank].send(view_messages.barrier(self._seq[rank], version))
 
     def sync(self, timeout: float) -> bool:
         return iopub_sync(self.hub.kernel.iopub_socket, timeout)
@@ -297,7 +165,14 @@ class WidgetSink:
                     setattr(w, name, value)
 
     def close(self) -> None:
-        self.hub.remove_hello_listener(self._on_hello)
+        if self._closed:
+            return
+        self._closed = True
+        self.hub.unwatch([str(w.model_id) for w in self.widgets.values()])
+        for tails in (self._pending, self._backlog):
+            for rank in tails:
+                tails[rank] = Tail(self.max_lines)
+        self._pending_chars = 0
 
     # --- internals (dispatcher thread) -----------------------------------------------------
     def _send_lines(self, rank: int) -> None:
@@ -309,13 +184,13 @@ class WidgetSink:
             backlog.add(stream, text, text.count("\n"))
         backlog.trim()
         self._seq[rank] += 1
-        self.widgets[rank].send(protocol.lines(self._seq[rank], dropped, [(s, t) for s, t in chunks]))
+        self.widgets[rank].send(view_messages.lines(self._seq[rank], dropped, [(s, t) for s, t in chunks]))
 
     def _send_replay(self, rank: int) -> None:
         backlog = self._backlog[rank]
         self._seq[rank] += 1
         chunks = [(s, t) for s, t in backlog.chunks]
-        self.widgets[rank].send(protocol.replay(self._seq[rank], backlog.dropped, chunks))
+        self.widgets[rank].send(view_messages.replay(self._seq[rank], backlog.dropped, chunks))
 
     def _on_hello(self, model_id: str, seq: int) -> None:
         # On a kernel thread: only queue the request; the dispatcher sends the replay in

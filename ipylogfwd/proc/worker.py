@@ -18,6 +18,7 @@ any time without reordering anything. stderr is line-buffered, as Python does by
 from __future__ import annotations
 
 import ast
+import contextlib
 import ctypes
 import faulthandler
 import io
@@ -33,19 +34,19 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from . import markers, messages
+from ..wire import markers, proc_messages
 
 HEARTBEAT_INTERVAL = 0.5
 MAX_REPR = 10_000
 _PR_SET_PDEATHSIG = 1
 
 
-class _Proc:
+class _Worker:
     def __init__(self, conn: Connection, token: bytes, flush_interval: float) -> None:
         self.conn = conn
         self.token = token
         self.flush_interval = flush_interval
-        self.jobs: queue.SimpleQueue[messages.Exec | None] = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[proc_messages.Exec | None] = queue.SimpleQueue()
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
         self.busy_cell: int | None = None
         # Both threads send on the one connection; a send must not interleave with another.
@@ -54,18 +55,17 @@ class _Proc:
         self._mark_lock = threading.Lock()
         self._libc = _libc()
 
-    def send(self, msg: messages.FromProc) -> None:
+    def send(self, msg: proc_messages.FromProc) -> None:
         with self._send_lock:
             self.conn.send(msg)
 
     def flush_output(self) -> None:
         """Push Python's and C's buffered output into fds 1 and 2."""
         for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-            try:
+            # A user-replaced stream that cannot flush, whatever it raises, must not stop a barrier.
+            with contextlib.suppress(Exception):
                 if stream is not None:
                     stream.flush()
-            except Exception:  # a user-replaced stream that cannot flush must not stop a barrier
-                pass
         if self._libc is not None:
             self._libc.fflush(None)
 
@@ -88,28 +88,26 @@ class _Proc:
                 _die_with_kernel()
                 return
             if msg is not None:
-                messages.check(msg, "to_proc")
+                proc_messages.check(msg, "to_proc")
                 if msg["type"] == "exec":
                     self.jobs.put(msg)
                 elif msg["type"] == "flush":
                     self.mark("B", msg["version"])
                     try:
-                        self.send(messages.flushed(msg["version"]))
+                        self.send(proc_messages.flushed(msg["version"]))
                     except (EOFError, OSError):
                         _die_with_kernel()
                         return
                 elif msg["type"] == "shutdown":
                     self.jobs.put(None)
             else:
-                try:
+                with contextlib.suppress(Exception):  # as in flush_output: a broken user stream
                     sys.stdout.flush()
-                except Exception:
-                    pass
             now = time.monotonic()
             if now - last_beat >= HEARTBEAT_INTERVAL:
                 last_beat = now
                 try:
-                    self.send(messages.heartbeat(self.busy_cell))
+                    self.send(proc_messages.heartbeat(self.busy_cell))
                 except (EOFError, OSError):
                     _die_with_kernel()
                     return
@@ -126,27 +124,25 @@ class _Proc:
             self.run_cell(job)
         self.flush_output()
 
-    def run_cell(self, job: messages.Exec) -> None:
+    def run_cell(self, job: proc_messages.Exec) -> None:
         cell = job["cell"]
         self.busy_cell = cell
         self.mark("C", cell)
-        self.send(messages.started(cell))
+        self.send(proc_messages.started(cell))
         try:
             try:
                 has_value, value = _execute(job["code"], job["filename"], self.namespace)
-                reply = _pack(cell, value) if has_value else messages.result(cell)
-            except BaseException as exc:  # the user's error, whatever it is, is the result
+                reply = _pack(cell, value) if has_value else proc_messages.result(cell)
+            except BaseException as exc:  # noqa: BLE001 - the user's error, whatever it is, is the result
                 text = _format_exception(exc)
-                try:
+                with contextlib.suppress(Exception):  # a broken user stderr: the kernel still gets the text
                     sys.stderr.write(text)
-                except Exception:
-                    pass
-                reply = messages.result(cell, error=text, error_type=type(exc).__name__)
+                reply = proc_messages.result(cell, error=text, error_type=type(exc).__name__)
             self.mark("E", cell)
         except KeyboardInterrupt:
             # Interrupted while reporting: still end the cell so the kernel is not left waiting.
             self.mark("E", cell)
-            reply = messages.result(cell, error="KeyboardInterrupt\n", error_type="KeyboardInterrupt")
+            reply = proc_messages.result(cell, error="KeyboardInterrupt\n", error_type="KeyboardInterrupt")
         self.busy_cell = None
         self.send(reply)
 
@@ -187,8 +183,8 @@ def main(
     # The originals point at the same fds but were set up before them; keep one writer per fd.
     sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr  # type: ignore[misc]
     faulthandler.enable(file=sys.stderr)
-    proc = _Proc(conn, token, flush_interval)
-    proc.send(messages.hello(os.getpid()))
+    proc = _Worker(conn, token, flush_interval)
+    proc.send(proc_messages.hello(os.getpid()))
     # The control thread serves flushes and heartbeats while the main thread runs cells.
     threading.Thread(target=proc.control_loop, name="ipylogfwd-proc-control", daemon=True).start()
     proc.main_loop()
@@ -208,18 +204,18 @@ def _execute(code: str, filename: str, ns: dict[str, Any]) -> tuple[bool, Any]:
     return True, eval(compile(last, filename, "eval"), ns)
 
 
-def _pack(cell: int, value: Any) -> messages.Result:
+def _pack(cell: int, value: Any) -> proc_messages.Result:
     try:
         text = repr(value)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a user's __repr__ may raise anything; say so instead
         text = f"<unrepresentable {type(value).__name__}: {exc!r}>"
     if len(text) > MAX_REPR:
         text = text[:MAX_REPR] + "..."
     try:
         data: bytes | None = pickle.dumps(value)
-    except Exception:
+    except Exception:  # noqa: BLE001 - unpicklable in any way: the repr stands in
         data = None
-    return messages.result(cell, value=data, value_repr=text)
+    return proc_messages.result(cell, value=data, value_repr=text)
 
 
 def _format_exception(exc: BaseException) -> str:

@@ -9,6 +9,11 @@ has left the process. That ordering is what makes a completed barrier mean "publ
 Text that arrives together is published together (one message per cell and stream), and
 when the output is light the thread lingers up to ``tick`` seconds to gather more, never
 past a barrier, so flushes stay fast while message rates stay low.
+
+Sinks live as long as output may still reach them: a cell's sink is kept while some proc's
+stream is routed to the cell, and among the ``keep_cells`` newest cells (so a reloaded page
+can replay their widgets); older ones are closed, which releases their backlogs. Cell 0 (the
+procs' start-up output) stays until the dispatcher stops, which closes every sink.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import time
 from collections import OrderedDict
 
 from .barrier import BarrierTracker
-from .queues import STDERR, STDOUT, Barrier, BarrierKey, CellStart, Eof, Log, Mailboxes
-from .sinks import Sink
+from .items import STDERR, STDOUT, Barrier, CellStart, Eof, Log
+from .queues import Mailboxes
+from .sink import ReplayingSink, Sink, ViewedSink
 
-MAX_CELLS = 1000
+KEEP_CELLS = 20
 PUBLISH_EARLY = 1 << 20
 
 
@@ -34,61 +40,72 @@ class Dispatcher:
         *,
         tick: float = 0.02,
         publish_timeout: float = 10.0,
+        keep_cells: int = KEEP_CELLS,
     ) -> None:
         self._mailboxes = mailboxes
         self._tracker = tracker
         self._tick = tick
         self._publish_timeout = publish_timeout
-        # Cells are registered by callers and read by the dispatch thread: guarded by _lock.
+        self._keep_cells = keep_cells
+        # Callers register cells and ranks; the dispatch thread reads them, and alone evicts
+        # cells and closes their sinks (sinks are only ever used from that thread). Both
+        # tables, and the line counts that status reads, are guarded by _lock.
         self._lock = threading.Lock()
         self._sinks: OrderedDict[int, Sink] = OrderedDict()
         self._routes: dict[int, dict[int, int]] = {}
-        # Which sink each completed flush barrier went to, for the flush to wait on its view.
-        self._barrier_sinks: dict[tuple[BarrierKey, int], Sink] = {}
+        self._line_counts: dict[int, list[int]] = {}
         self._deferred: dict[int, Sink] = {}  # dispatch thread only
         self._requests: queue.SimpleQueue[Sink] = queue.SimpleQueue()  # any thread -> dispatch
-        # Written only by the dispatch thread; other threads read single ints (status).
-        self.lines: dict[int, list[int]] = {}
         self.error: BaseException | None = None
         self._stopping = False
-        # The dispatch thread: sole consumer of the mailboxes, sole writer to sinks.
+        # The dispatch thread: sole consumer of the mailboxes, sole user of the sinks.
         self._thread = threading.Thread(target=self._run, name="ipylogfwd-dispatch", daemon=True)
         self._thread.start()
 
+    # --- requests from other threads ------------------------------------------------------
     def register_cell(self, cell: int, sink: Sink) -> None:
         """Output marked as belonging to ``cell`` goes to ``sink`` from now on."""
-        attach = getattr(sink, "attach", None)
-        if attach is not None:
-            attach(lambda: self.request_publish(sink))
+        if isinstance(sink, ReplayingSink):
+            sink.attach(lambda: self.request_publish(sink))
         with self._lock:
             self._sinks[cell] = sink
-            if len(self._sinks) > MAX_CELLS:
-                # Cell 0 (where the procs started) stays: it is the fallback for evicted cells.
-                oldest = next(c for c in self._sinks if c != 0)
-                del self._sinks[oldest]
+        self._mailboxes.wake()  # the dispatch thread evicts older cells
 
     def start_rank(self, rank: int, cell: int) -> None:
-        """A new proc at ``rank``: its output goes to ``cell`` until it marks another."""
+        """A new proc at ``rank``: its output goes to ``cell`` until it marks another, and its
+        line counts start from zero."""
         with self._lock:
             self._routes[rank] = {STDOUT: cell, STDERR: cell}
-        self.lines[rank] = [0, 0, 0]
+            self._line_counts[rank] = [0, 0, 0]
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Publish what is queued, then stop."""
-        self._stopping = True
-        self._mailboxes.wake()
-        self._thread.join(timeout)
+    def line_counts(self, rank: int) -> tuple[int, int]:
+        """Lines of ``rank``'s (stdout, stderr) dispatched so far."""
+        with self._lock:
+            counts = self._line_counts.get(rank, [0, 0, 0])
+            return counts[STDOUT], counts[STDERR]
+
+    def live_sinks(self) -> list[Sink]:
+        """The sinks of the cells output may still reach, oldest first."""
+        with self._lock:
+            return list(self._sinks.values())
 
     def request_publish(self, sink: Sink) -> None:
         """Publish ``sink`` soon even if no output arrives (thread-safe)."""
         self._requests.put(sink)
         self._mailboxes.wake()
 
-    def sink_of(self, key: BarrierKey, rank: int) -> Sink | None:
-        """The sink that barrier ``key`` of ``rank`` was delivered to (and forget it)."""
-        with self._lock:
-            return self._barrier_sinks.pop((key, rank), None)
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish what is queued, stop, and close every sink."""
+        self._stopping = True
+        self._mailboxes.wake()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            with self._lock:
+                sinks, self._sinks = list(self._sinks.values()), OrderedDict()
+            for sink in sinks:
+                sink.close()
 
+    # --- the dispatch thread --------------------------------------------------------------
     def _run(self) -> None:
         try:
             while True:
@@ -103,6 +120,7 @@ class Dispatcher:
                     self._publish(dict(self._deferred))
                 elif stopping:
                     return
+                self._evict()
         except BaseException as exc:  # surfaced through .error in the group's status
             self.error = exc
             raise
@@ -110,15 +128,12 @@ class Dispatcher:
     def _dispatch_once(self) -> None:
         started = time.monotonic()
         touched: dict[int, Sink] = {}
-        reached: list[Barrier] = []
+        reached: list[tuple[int, Barrier, Sink, Sink]] = []  # rank, barrier, its sink, its stream's
         ended: list[tuple[int, int]] = []
-        barrier_ranks: list[int] = []
-        barrier_sinks: list[Sink] = []
-        stream_sinks: list[Sink] = []  # the sink of each barrier's own stream
         for rank, items in self._mailboxes.drain():
             with self._lock:
                 route = self._routes.setdefault(rank, {STDOUT: 0, STDERR: 0})
-            counts = self.lines.setdefault(rank, [0, 0, 0])
+            added = [0, 0, 0]
             sinks: dict[int, Sink] = {}  # cell -> sink, looked up once per drain, not per item
             for item in items:
                 if isinstance(item, Log):
@@ -126,27 +141,28 @@ class Dispatcher:
                     sink = sinks.get(cell) or sinks.setdefault(cell, self._sink(cell, rank))
                     sink.write(rank, item.stream, item.text)
                     touched[id(sink)] = sink
-                    counts[item.stream] += item.newlines
+                    added[item.stream] += item.newlines
                     if sink.pending > PUBLISH_EARLY:
                         sink.publish()
                 elif isinstance(item, CellStart):
-                    route[item.stream] = item.cell
+                    with self._lock:
+                        route[item.stream] = item.cell
                 elif isinstance(item, Barrier):
-                    reached.append(item)
-                    barrier_ranks.append(rank)
-                    barrier_sinks.append(self._sink(route[STDOUT], rank))
-                    stream_sinks.append(self._sink(route[item.stream], rank))
+                    reached.append((rank, item, self._sink(route[STDOUT], rank), self._sink(route[item.stream], rank)))
                 elif isinstance(item, Eof):
                     ended.append((rank, item.stream))
+            with self._lock:
+                counts = self._line_counts.setdefault(rank, [0, 0, 0])
+                counts[STDOUT] += added[STDOUT]
+                counts[STDERR] += added[STDERR]
         self._publish(touched)
-        for rank, b, sink, own in zip(barrier_ranks, reached, barrier_sinks, stream_sinks):
+        for rank, b, sink, own in reached:
             # What a sink left out before the barrier is noted before the barrier counts.
             if own.settle(rank, b.stream):
                 own.sync(self._publish_timeout)
-            if self._tracker.reach(rank, b.stream, b.key, b.weak) and b.key[0] == "flush":
+            completed = self._tracker.reach(rank, b.stream, b.key, b.weak, sink)
+            if completed and b.key[0] == "flush" and isinstance(sink, ViewedSink):
                 # Both streams are published up to the barrier: the view gets it behind them.
-                with self._lock:
-                    self._barrier_sinks[(b.key, rank)] = sink
                 sink.barrier(rank, b.key[1])
                 sink.sync(self._publish_timeout)
         for rank, stream in ended:
@@ -171,3 +187,16 @@ class Dispatcher:
                 # An evicted cell, or a sink without this rank: the group's first sink shows it.
                 sink = self._sinks[0]
             return sink
+
+    def _evict(self) -> None:
+        """Close the sinks of cells that no stream is routed to, past the newest few."""
+        with self._lock:
+            if len(self._sinks) <= self._keep_cells + 1:
+                return
+            routed = {cell for route in self._routes.values() for cell in route.values()}
+            newest = set(list(self._sinks)[-self._keep_cells :])
+            gone = [c for c in self._sinks if c != 0 and c not in routed and c not in newest]
+            closed = [self._sinks.pop(c) for c in gone]
+        for sink in closed:
+            self._deferred.pop(id(sink), None)
+            sink.close()

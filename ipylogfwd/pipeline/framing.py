@@ -19,9 +19,9 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable
 
-from . import markers
-from .markers import MARKER_LEN, PREFIX, Marker
-from .queues import Barrier, CellStart, Eof, Item, Log
+from ..wire import markers
+from ..wire.markers import MARKER_LEN, PREFIX, Marker
+from .items import Barrier, CellStart, Eof, Item, Log
 
 DEFAULT_MAX_LINE = 256 * 1024
 
@@ -144,10 +144,7 @@ class LineFramer:
         ``max_line // 2`` bytes; so if every whole block holds a newline, no line is too long.
         """
         half = max(1, self.max_line // 2)
-        for start in range(0, len(chunk) - half + 1, half):
-            if chunk.find(b"\n", start, start + half) < 0:
-                return True
-        return False
+        return any(chunk.find(b"\n", start, start + half) < 0 for start in range(0, len(chunk) - half + 1, half))
 
     def _split_overlong(self) -> str:
         out = []

@@ -5,11 +5,11 @@ Views say ``hello`` when they exist and ``ack(v)`` when barrier ``v`` is in thei
 *while a cell is running* on the main shell, so they never travel on the widgets' own comms
 (those are handled by the main shell, after the cell). They come by one of two routes:
 
-* ``comm``: a comm of target ``protocol.ACK_TARGET`` that the frontend opens itself. With
+* ``comm``: a comm of target ``view_messages.ACK_TARGET`` that the frontend opens itself. With
   ipykernel 7 and JupyterLab >= 4.4, the frontend sends comm messages on a subshell, whose
   thread handles them while the main shell runs a cell. (The kernel never sends on that comm:
   ipykernel 7.4 would then route the frontend's messages back to the sender's shell.)
-* ``control``: a ``protocol.CONTROL_MSG_TYPE`` message on the control channel, handled by
+* ``control``: a ``view_messages.CONTROL_MSG_TYPE`` message on the control channel, handled by
   the control thread (ipykernel 6.29 has no subshells; an undocumented but long-standing
   handler table).
 
@@ -20,13 +20,16 @@ thread, so they only record and notify; every wait is on a condition with a time
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import protocol
+from ..wire import view_messages
 
 
 @dataclass
@@ -57,22 +60,29 @@ class AckHub:
         # Handlers (subshell/control/main threads) write; flush/cells wait: one condition.
         self._cond = threading.Condition()
         self._views: dict[str, dict[str, _View]] = {}
-        self._hello_listeners: list[Callable[[str, int], None]] = []
-        self.errors: list[str] = []
+        # model id -> who to tell of its views' hellos. Held weakly: a sink that is dropped
+        # without close() must not live on through its listener (a kernel runs many cells).
+        self._watchers: dict[str, Callable[[], Callable[[str, int], None] | None]] = {}
+        self.bad_messages = 0  # view messages this kernel could not understand
+        self.last_bad_message = ""
         self.frontend_seen = False
         self.live_seen = False
         self._comms: list[Any] = []
-        kernel.comm_manager.register_target(protocol.ACK_TARGET, self._on_comm_open)
-        self._previous_control = kernel.control_handlers.get(protocol.CONTROL_MSG_TYPE)
-        kernel.control_handlers[protocol.CONTROL_MSG_TYPE] = self._on_control
+        kernel.comm_manager.register_target(view_messages.ACK_TARGET, self._on_comm_open)
+        self._previous_control = kernel.control_handlers.get(view_messages.CONTROL_MSG_TYPE)
+        kernel.control_handlers[view_messages.CONTROL_MSG_TYPE] = self._on_control
 
     def close(self) -> None:
-        try:
-            self.kernel.comm_manager.unregister_target(protocol.ACK_TARGET, self._on_comm_open)
-        except Exception:  # already gone with the kernel's comm manager
-            pass
-        if self.kernel.control_handlers.get(protocol.CONTROL_MSG_TYPE) == self._on_control:
-            self.kernel.control_handlers.pop(protocol.CONTROL_MSG_TYPE, None)
+        """Stop listening: the comm target and the control handler are removed (the control
+        handler that was there before is put back)."""
+        with contextlib.suppress(KeyError):  # already unregistered
+            self.kernel.comm_manager.unregister_target(view_messages.ACK_TARGET, self._on_comm_open)
+        handlers = self.kernel.control_handlers
+        if handlers.get(view_messages.CONTROL_MSG_TYPE) == self._on_control:
+            if self._previous_control is not None:
+                handlers[view_messages.CONTROL_MSG_TYPE] = self._previous_control
+            else:
+                handlers.pop(view_messages.CONTROL_MSG_TYPE, None)
 
     # --- the routes (kernel threads) -----------------------------------------------------
     def _on_comm_open(self, comm: Any, msg: dict[str, Any]) -> None:
@@ -88,17 +98,20 @@ class AckHub:
     def _receive(self, data: Any) -> None:
         live = threading.current_thread() is not threading.main_thread()
         try:
-            msg = protocol.parse_from_view(data)
-        except protocol.ProtocolError as exc:
+            msg = view_messages.parse_from_view(data)
+        except view_messages.ViewProtocolError as exc:
             with self._cond:
-                self.errors.append(str(exc))
+                self.bad_messages += 1
+                self.last_bad_message = str(exc)
             return
-        listeners: list[Callable[[str, int], None]] = []
+        listener: Callable[[str, int], None] | None = None
         with self._cond:
             self.frontend_seen = True
             self.live_seen = self.live_seen or live
-            views = self._views.setdefault(msg["model_id"], {})
-            if msg["type"] == "bye":
+            views = self._views.get(msg["model_id"])
+            if views is None:
+                pass  # a widget no sink watches (the probe, or a closed cell's): the flags say enough
+            elif msg["type"] == "bye":
                 views.pop(msg["view_id"], None)
             else:
                 view = views.setdefault(msg["view_id"], _View(live))
@@ -106,28 +119,43 @@ class AckHub:
                 view.seen = time.monotonic()
                 if msg["type"] == "ack" and msg["version"] > view.acked:
                     view.acked, view.acked_at = msg["version"], time.monotonic()
-                else:
-                    listeners = list(self._hello_listeners)
+                elif msg["type"] == "hello" and (ref := self._watchers.get(msg["model_id"])) is not None:
+                    listener = ref()
             self._cond.notify_all()
-        if msg["type"] == "hello":
-            for listener in listeners:
-                listener(msg["model_id"], msg["seq"])
+        if listener is not None and msg["type"] == "hello":
+            listener(msg["model_id"], msg["seq"])
 
     # --- for the kernel side -------------------------------------------------------------
-    def on_hello(self, listener: Callable[[str, int], None]) -> None:
-        """Call ``listener(model_id, seq)`` (on a kernel thread) whenever a view says hello."""
+    def watch(self, model_ids: list[str], on_hello: Callable[[str, int], None]) -> None:
+        """Track the views of these widgets, and call ``on_hello(model_id, seq)`` (on a kernel
+        thread) whenever a view says hello, until ``unwatch``. A bound method is held weakly
+        (its object may go without ``unwatch``), any other callable strongly."""
+        ref = weakref.WeakMethod(on_hello) if inspect.ismethod(on_hello) else (lambda: on_hello)
         with self._cond:
-            self._hello_listeners.append(listener)
+            for m in model_ids:
+                self._views.setdefault(m, {})
+                self._watchers[m] = ref
 
-    def remove_hello_listener(self, listener: Callable[[str, int], None]) -> None:
+    def unwatch(self, model_ids: list[str]) -> None:
+        """Forget these widgets' views and their hello listener."""
         with self._cond:
-            if listener in self._hello_listeners:
-                self._hello_listeners.remove(listener)
+            for m in model_ids:
+                self._views.pop(m, None)
+                self._watchers.pop(m, None)
 
-    def live_models(self, model_ids: list[str]) -> list[str]:
-        """Those of ``model_ids`` that have a view able to answer while a cell runs."""
+    def listener_count(self) -> int:
+        """How many distinct hello listeners are registered and alive."""
         with self._cond:
-            return [m for m in model_ids if any(v.live for v in self._views.get(m, {}).values())]
+            dead = [m for m, ref in self._watchers.items() if ref() is None]
+            for m in dead:  # their sink is gone without close(): forget its widgets too
+                self._watchers.pop(m, None)
+                self._views.pop(m, None)
+            return len({id(ref) for ref in self._watchers.values()})  # one ref per watch() call
+
+    def model_count(self) -> int:
+        """How many widgets' views are tracked."""
+        with self._cond:
+            return len(self._views)
 
     def wait_live_view(self, model_id: str, timeout: float) -> bool:
         """Wait until ``model_id`` has a live view (its hello may still be on its way)."""
@@ -135,10 +163,6 @@ class AckHub:
             return self._cond.wait_for(
                 lambda: any(v.live for v in self._views.get(model_id, {}).values()), max(0.0, timeout)
             )
-
-    def has_view(self, model_id: str) -> bool:
-        with self._cond:
-            return bool(self._views.get(model_id))
 
     def wait_frontend(self, timeout: float) -> bool:
         """Wait until some view has said hello from a route that works during a cell."""
@@ -174,6 +198,14 @@ def hub_for(kernel: Any) -> AckHub:
         if _hub is None or _hub.kernel is not kernel:
             _hub = AckHub(kernel)
         return _hub
+
+
+def frontend_problems() -> list[str]:
+    """What went wrong between the views and this kernel, if anything (for ``%procs``)."""
+    hub = _hub
+    if hub is None or not hub.bad_messages:
+        return []
+    return [f"{hub.bad_messages} message(s) from the frontend could not be understood; last: {hub.last_bad_message}"]
 
 
 def close_hub() -> None:

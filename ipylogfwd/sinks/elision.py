@@ -131,10 +131,7 @@ class Elided:
             return
         head, *rest = text.rsplit("\n", TAIL_LINES)
         partial = rest.pop()
-        if count <= TAIL_LINES:
-            first = self.partial + head
-        else:
-            first = head.rpartition("\n")[2]
+        first = self.partial + head if count <= TAIL_LINES else head.rpartition("\n")[2]
         self.tail.append(_clip(first))
         self.tail.extend(_clip(line) for line in rest)
         self.lines += count

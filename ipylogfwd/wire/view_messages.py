@@ -23,9 +23,9 @@ was told to use in its ``ack_route`` trait):
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict, Union
+from typing import Any, Literal, TypedDict
 
-PROTOCOL_VERSION = 1
+VIEW_PROTOCOL_VERSION = 1
 ACK_TARGET = "ipylogfwd.acks"
 CONTROL_MSG_TYPE = "ipylogfwd_ack"
 MODULE_NAME = "ipylogfwd"
@@ -58,7 +58,7 @@ class Replay(TypedDict):
     chunks: list[list[Any]]
 
 
-ToView = Union[Lines, BarrierMsg, Replay]
+ToView = Lines | BarrierMsg | Replay
 
 
 class Hello(TypedDict):
@@ -84,41 +84,53 @@ class Bye(TypedDict):
     view_id: str
 
 
-FromView = Union[Hello, Ack, Bye]
+FromView = Hello | Ack | Bye
 
 TO_VIEW_TYPES = ("lines", "barrier", "replay")
 FROM_VIEW_TYPES = ("hello", "ack", "bye")
 
 
-class ProtocolError(ValueError):
+class ViewProtocolError(ValueError):
     """A view message of another protocol version, an unknown type, or a malformed one."""
 
 
 def lines(seq: int, dropped: int, chunks: list[Chunk]) -> Lines:
-    return {"protocol": PROTOCOL_VERSION, "type": "lines", "seq": seq, "dropped": dropped, "chunks": [list(c) for c in chunks]}
+    return {
+        "protocol": VIEW_PROTOCOL_VERSION,
+        "type": "lines",
+        "seq": seq,
+        "dropped": dropped,
+        "chunks": [list(c) for c in chunks],
+    }
 
 
 def barrier(seq: int, version: int) -> BarrierMsg:
-    return {"protocol": PROTOCOL_VERSION, "type": "barrier", "seq": seq, "version": version}
+    return {"protocol": VIEW_PROTOCOL_VERSION, "type": "barrier", "seq": seq, "version": version}
 
 
 def replay(seq: int, dropped: int, chunks: list[Chunk]) -> Replay:
-    return {"protocol": PROTOCOL_VERSION, "type": "replay", "seq": seq, "dropped": dropped, "chunks": [list(c) for c in chunks]}
+    return {
+        "protocol": VIEW_PROTOCOL_VERSION,
+        "type": "replay",
+        "seq": seq,
+        "dropped": dropped,
+        "chunks": [list(c) for c in chunks],
+    }
 
 
 def parse_from_view(data: Any) -> FromView:
-    """The view message in ``data``; ProtocolError if it is not one this kernel understands."""
+    """The view message in ``data``; ViewProtocolError if it is not one this kernel understands."""
     if not isinstance(data, dict):
-        raise ProtocolError(f"view message is not an object: {type(data).__name__}")
-    if data.get("protocol") != PROTOCOL_VERSION:
-        raise ProtocolError(f"view protocol {data.get('protocol')!r}, this kernel speaks {PROTOCOL_VERSION}")
+        raise ViewProtocolError(f"view message is not an object: {type(data).__name__}")
+    if data.get("protocol") != VIEW_PROTOCOL_VERSION:
+        raise ViewProtocolError(f"view protocol {data.get('protocol')!r}, this kernel speaks {VIEW_PROTOCOL_VERSION}")
     kind = data.get("type")
     if kind not in FROM_VIEW_TYPES:
-        raise ProtocolError(f"unknown view message type {kind!r}")
+        raise ViewProtocolError(f"unknown view message type {kind!r}")
     if not isinstance(data.get("model_id"), str) or not isinstance(data.get("view_id"), str):
-        raise ProtocolError("view message without model_id/view_id")
+        raise ViewProtocolError("view message without model_id/view_id")
     if kind == "hello" and not isinstance(data.get("seq"), int):
-        raise ProtocolError("hello without seq")
+        raise ViewProtocolError("hello without seq")
     if kind == "ack" and not isinstance(data.get("version"), int):
-        raise ProtocolError("ack without version")
+        raise ViewProtocolError("ack without version")
     return data  # type: ignore[return-value]

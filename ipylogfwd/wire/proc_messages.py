@@ -7,9 +7,9 @@ fds 1 and 2). Each is a ``TypedDict`` tagged by ``type`` and carrying the protoc
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict, Union
+from typing import Any, Literal, TypedDict
 
-PROTOCOL_VERSION = 1
+PROC_PROTOCOL_VERSION = 1
 
 
 # kernel -> proc
@@ -70,54 +70,54 @@ class Result(TypedDict):
     error_type: str | None
 
 
-ToProc = Union[Exec, Flush, Shutdown]
-FromProc = Union[Hello, Heartbeat, Started, Flushed, Result]
+ToProc = Exec | Flush | Shutdown
+FromProc = Hello | Heartbeat | Started | Flushed | Result
 
 _TO_PROC = {"exec", "flush", "shutdown"}
 _FROM_PROC = {"hello", "heartbeat", "started", "flushed", "result"}
 
 
-class ProtocolError(RuntimeError):
+class ProcProtocolError(RuntimeError):
     """A control message of another protocol version or of an unknown type."""
 
 
 def check(msg: Any, direction: Literal["to_proc", "from_proc"]) -> None:
-    """Raise ProtocolError unless ``msg`` is a message this side understands."""
+    """Raise ProcProtocolError unless ``msg`` is a message this side understands."""
     tags = _TO_PROC if direction == "to_proc" else _FROM_PROC
     if not isinstance(msg, dict):
-        raise ProtocolError(f"control message is not a dict: {type(msg).__name__}")
-    if msg.get("v") != PROTOCOL_VERSION:
-        raise ProtocolError(f"control protocol v{msg.get('v')}, expected v{PROTOCOL_VERSION}")
+        raise ProcProtocolError(f"control message is not a dict: {type(msg).__name__}")
+    if msg.get("v") != PROC_PROTOCOL_VERSION:
+        raise ProcProtocolError(f"control protocol v{msg.get('v')}, expected v{PROC_PROTOCOL_VERSION}")
     if msg.get("type") not in tags:
-        raise ProtocolError(f"unknown control message type {msg.get('type')!r}")
+        raise ProcProtocolError(f"unknown control message type {msg.get('type')!r}")
 
 
 def exec_(cell: int, code: str, filename: str) -> Exec:
-    return {"type": "exec", "v": PROTOCOL_VERSION, "cell": cell, "code": code, "filename": filename}
+    return {"type": "exec", "v": PROC_PROTOCOL_VERSION, "cell": cell, "code": code, "filename": filename}
 
 
 def flush(version: int) -> Flush:
-    return {"type": "flush", "v": PROTOCOL_VERSION, "version": version}
+    return {"type": "flush", "v": PROC_PROTOCOL_VERSION, "version": version}
 
 
 def shutdown() -> Shutdown:
-    return {"type": "shutdown", "v": PROTOCOL_VERSION}
+    return {"type": "shutdown", "v": PROC_PROTOCOL_VERSION}
 
 
 def hello(pid: int) -> Hello:
-    return {"type": "hello", "v": PROTOCOL_VERSION, "pid": pid}
+    return {"type": "hello", "v": PROC_PROTOCOL_VERSION, "pid": pid}
 
 
 def heartbeat(busy_cell: int | None) -> Heartbeat:
-    return {"type": "heartbeat", "v": PROTOCOL_VERSION, "busy_cell": busy_cell}
+    return {"type": "heartbeat", "v": PROC_PROTOCOL_VERSION, "busy_cell": busy_cell}
 
 
 def started(cell: int) -> Started:
-    return {"type": "started", "v": PROTOCOL_VERSION, "cell": cell}
+    return {"type": "started", "v": PROC_PROTOCOL_VERSION, "cell": cell}
 
 
 def flushed(version: int) -> Flushed:
-    return {"type": "flushed", "v": PROTOCOL_VERSION, "version": version}
+    return {"type": "flushed", "v": PROC_PROTOCOL_VERSION, "version": version}
 
 
 def result(
@@ -130,7 +130,7 @@ def result(
 ) -> Result:
     return {
         "type": "result",
-        "v": PROTOCOL_VERSION,
+        "v": PROC_PROTOCOL_VERSION,
         "cell": cell,
         "ok": error is None,
         "value": value,

@@ -2,9 +2,9 @@
 
 Synced traits carry only small state (the header: rank, pid, state, counts, last heard, log
 paths). Lines never travel as a trait: the widget sink sends them as coalesced custom
-messages (``protocol``) and the view appends them; the frontend model keeps a bounded tail
-so views created late catch up, and the kernel keeps a bounded backlog (see ``sinks``) for
-views of a reloaded page.
+messages (``wire.view_messages``) and the view appends them; the frontend model keeps a
+bounded tail so views created late catch up, and the kernel keeps a bounded backlog (see
+``widget_sink``) for views of a reloaded page.
 """
 
 from __future__ import annotations
@@ -14,20 +14,20 @@ from typing import Any
 import ipywidgets
 import traitlets
 
-from . import protocol
+from ..wire import view_messages
 
 
 class ProcWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
     """One proc's output in one cell: a header and its lines."""
 
     _model_name = traitlets.Unicode("ProcModel").tag(sync=True)
-    _model_module = traitlets.Unicode(protocol.MODULE_NAME).tag(sync=True)
-    _model_module_version = traitlets.Unicode(protocol.MODULE_VERSION).tag(sync=True)
+    _model_module = traitlets.Unicode(view_messages.MODULE_NAME).tag(sync=True)
+    _model_module_version = traitlets.Unicode(view_messages.MODULE_VERSION).tag(sync=True)
     _view_name = traitlets.Unicode("ProcView").tag(sync=True)
-    _view_module = traitlets.Unicode(protocol.MODULE_NAME).tag(sync=True)
-    _view_module_version = traitlets.Unicode(protocol.MODULE_VERSION).tag(sync=True)
+    _view_module = traitlets.Unicode(view_messages.MODULE_NAME).tag(sync=True)
+    _view_module_version = traitlets.Unicode(view_messages.MODULE_VERSION).tag(sync=True)
 
-    protocol = traitlets.Int(protocol.PROTOCOL_VERSION).tag(sync=True)
+    protocol = traitlets.Int(view_messages.VIEW_PROTOCOL_VERSION).tag(sync=True)
     rank = traitlets.Int(0).tag(sync=True)
     pid = traitlets.Int(0).tag(sync=True)
     #: starting / running / idle / unresponsive / exited / killed
@@ -42,8 +42,8 @@ class ProcWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
     #: how many lines the view keeps in its DOM (a bounded tail)
     max_lines = traitlets.Int(2000).tag(sync=True)
     collapsed = traitlets.Bool(False).tag(sync=True)
-    #: how the view sends hello/ack: "comm" (a comm of target protocol.ACK_TARGET),
-    #: "control" (a protocol.CONTROL_MSG_TYPE message on the control channel)
+    #: how the view sends hello/ack: "comm" (a comm of target view_messages.ACK_TARGET),
+    #: "control" (a view_messages.CONTROL_MSG_TYPE message on the control channel)
     ack_route = traitlets.Unicode("comm").tag(sync=True)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:

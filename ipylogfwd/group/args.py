@@ -1,0 +1,61 @@
+"""Checks of what a user asks for, shared by ``ProcGroup`` and the magics: each rule lives
+here once, and every check raises ``UsageError`` before anything is started."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from ..errors import UsageError
+
+MAX_PROCS = 256
+
+
+def check_size(n: object, force: bool = False) -> int:
+    """``n`` as a number of procs: a positive int, at most ``MAX_PROCS`` unless ``force``."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise UsageError(f"the number of procs must be a positive integer, not {n!r}")
+    if n > MAX_PROCS and not force:
+        raise UsageError(f"{n} procs is more than {MAX_PROCS}; pass force=True (--force) if you mean it")
+    return n
+
+
+def check_timeout(timeout: object, what: str = "timeout") -> float:
+    """``timeout`` as a positive, finite number of seconds."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        raise UsageError(f"{what} must be a positive number of seconds, not {timeout!r}")
+    return float(timeout)
+
+
+def check_targets(targets: Iterable[int] | None, size: int) -> list[int]:
+    """The sorted ranks in ``targets`` (all ``size`` ranks for None); each must be a rank."""
+    if targets is None:
+        return list(range(size))
+    given = list(targets)
+    ranks = sorted(set(given))
+    bad = [r for r in ranks if not (isinstance(r, int) and not isinstance(r, bool) and 0 <= r < size)]
+    if bad or not ranks:
+        raise UsageError(f"targets must be ranks in 0..{size - 1}, got {given!r}")
+    return ranks
+
+
+def parse_targets(spec: str, size: int) -> list[int]:
+    """Ranks named by ``spec``: ``all``, ``2``, ``0,2``, ``1:3`` (1 and 2), ``:2,5``."""
+    spec = spec.strip()
+    if spec == "all":
+        return list(range(size))
+    ranks: set[int] = set()
+    for part in spec.split(","):
+        lo_s, colon, hi_s = part.strip().partition(":")
+        try:
+            lo = int(lo_s) if lo_s.strip() or not colon else 0
+            hi = (int(hi_s) if hi_s.strip() else size) if colon else lo + 1
+        except ValueError:
+            raise UsageError(f"bad --targets {spec!r}: use ranks like 0,2 or ranges like 1:3") from None
+        if lo >= hi:
+            raise UsageError(f"empty rank range {part.strip()!r} in --targets {spec!r}")
+        ranks.update(range(lo, hi))
+    bad = sorted(r for r in ranks if not 0 <= r < size)
+    if bad:
+        raise UsageError(f"--targets {spec!r} names rank(s) {bad} outside 0..{size - 1}")
+    return sorted(ranks)

@@ -1,0 +1,230 @@
+"""A generation: one lifetime of a group's procs, with the pipeline and the cells that go
+with them.
+
+A generation is built whole and stopped whole; ``ProcGroup.restart()`` stops one and starts
+another, so nothing is ever swapped under a running cell. It owns, started in this order and
+stopped in the reverse one:
+
+* the mailboxes, the barrier tracker and the dispatcher thread that carry output to sinks;
+* the cells table (``cells.Cells``), which hears the procs' results and exits;
+* the proc sets (one per host; today ``LocalProcs``), each with its reader and control thread;
+* the status thread that keeps widget headers current.
+
+When a generation stops under a running cell, that cell's execution ends at once with
+``ProcDiedError``; output the procs wrote before they stopped is still published.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import LogFileWarning, ProcDiedError, UsageError
+from ..pipeline.barrier import BarrierTracker, FlushReport
+from ..pipeline.dispatcher import Dispatcher
+from ..pipeline.queues import Mailboxes
+from ..pipeline.sink import Sink
+from ..sinks.acks import frontend_problems
+from ..sinks.factory import default_sink, text_sink
+from . import flush as flushing
+from .cells import Cells, Execution
+from .localprocs import LocalProcs
+from .procset import ProcInfo, ProcSet
+from .status import GroupStatus, ProcStatus, StatusRefresher, describe_exit, proc_state
+
+SinkFactory = Callable[[list[int], dict[int, "int | None"], dict[int, list[str]]], Sink]
+"""Makes a cell's sink from (target ranks, their pids, their log file paths)."""
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """What a group was asked for; every generation of it starts from the same."""
+
+    size: int
+    logdir: Path
+    sink_factory: SinkFactory
+    flush_interval: float
+    start_timeout: float
+
+
+class Generation:
+    """The procs of one start of a group, and everything that serves them."""
+
+    def __init__(self, config: GroupConfig) -> None:
+        self.config = config
+        self.closed = False
+        self._mailboxes = Mailboxes()
+        self._tracker = BarrierTracker()
+        self._dispatcher = Dispatcher(self._mailboxes, self._tracker)
+        # Output before a proc's first cell (start-up) goes to the cell that started the
+        # procs, as text: it is rare, and the procs' widgets belong to the cells that run code.
+        ranks = list(range(config.size))
+        factory = config.sink_factory
+        self._dispatcher.register_cell(0, text_sink() if factory is default_sink else factory(ranks, {}, {}))
+        self.cells = Cells()
+        self._sets: list[ProcSet] = [
+            LocalProcs(
+                ranks,
+                config.size,
+                self._mailboxes,
+                self.cells,
+                logdir=config.logdir,
+                flush_interval=config.flush_interval,
+            )
+        ]
+        self._refresher = StatusRefresher(self.statuses, self._dispatcher.live_sinks)
+        self._log_errors_shown: set[str] = set()  # warned about once each
+        self._warn_lock = threading.Lock()  # cells end and flushes happen on several threads
+
+    def start(self) -> None:
+        """Start every proc set; on failure, stop what started and raise."""
+        try:
+            for procs in self._sets:
+                procs.start(self.config.start_timeout)
+        except BaseException:
+            self.stop(2.0, "the procs did not start")
+            raise
+        self.warn_log_errors()
+
+    # --- cells ----------------------------------------------------------------------------
+    def submit(self, cell: int, code: str, ranks: list[int], sink: Sink | None) -> Execution:
+        """Start ``code`` as ``cell`` on ``ranks``; output goes to ``sink`` (or a new one)."""
+        infos = {p.rank: p for p in self.procs()}
+        dead = [r for r in ranks if not infos[r].alive]
+        if dead:
+            raise ProcDiedError(
+                f"rank(s) {dead} have exited ({describe_exit(infos[dead[0]].exitcode)}); "
+                "%procs --restart starts fresh procs"
+            )
+        execution = self.cells.begin(self, cell, ranks)
+        if sink is None:
+            pids = {r: infos[r].pid for r in ranks}
+            logs = {r: self._set_of(r).log_paths(r) for r in ranks}
+            sink = self.config.sink_factory(ranks, pids, logs)
+        self._dispatcher.register_cell(cell, sink)
+        self._tracker.begin(("cell", cell), ranks)
+        for procs, mine in self._split(ranks):
+            for rank in procs.execute(cell, code, mine):
+                execution._fail(rank, f"proc {rank} could not be reached: its control channel is closed\n")
+        return execution
+
+    def finish_cell(self, execution: Execution, publish_timeout: float) -> FlushReport:
+        """Wait, at most ``publish_timeout``, until the cell's output is published; forget it."""
+        key = ("cell", execution.cell)
+        if not self.closed:
+            # Procs that died, or are still running the cell (it timed out or was interrupted
+            # and they did not stop), will not write the end-of-cell marker now: what they
+            # wrote so far is in the pipe.
+            infos = {p.rank: p for p in self.procs()}
+            unfinished = sorted({r for r in execution.ranks if not infos[r].alive} | set(execution._pending()))
+            deadline = time.monotonic() + publish_timeout
+            self._weak_barrier(key, unfinished, publish_timeout / 2)
+            left = self._tracker.wait(key, deadline - time.monotonic())
+            if left:
+                self._weak_barrier(key, left, (deadline - time.monotonic()) / 2)
+                self._tracker.wait(key, deadline - time.monotonic())
+        report, _ = self._tracker.finish(key)
+        self.cells.forget(execution.cell)
+        self._refresher.refresh()  # the headers show the cell's end now, not at the next tick
+        self.warn_log_errors()
+        late = [e.rank for e in report.entries if e.outcome == "timed out"]
+        if late and not self.closed:
+            warnings.warn(f"output of rank(s) {late} may still be arriving after this cell ended", stacklevel=4)
+        return report
+
+    # --- flush, interrupt -----------------------------------------------------------------
+    def flush(self, version: int, ranks: list[int], timeout: float, serve_timeout: float) -> FlushReport:
+        report = flushing.flush(self._tracker, self._split(ranks), version, timeout, serve_timeout)
+        self.warn_log_errors()
+        return report
+
+    def interrupt(self, ranks: list[int]) -> None:
+        for procs, mine in self._split(ranks):
+            procs.interrupt(mine)
+
+    # --- status ---------------------------------------------------------------------------
+    def procs(self) -> list[ProcInfo]:
+        return sorted((p for procs in self._sets for p in procs.procs()), key=lambda p: p.rank)
+
+    def statuses(self) -> list[ProcStatus]:
+        now = time.monotonic()
+        rows = []
+        for p in self.procs():
+            silent = now - p.last_heard if p.last_heard else None
+            out, err = self._dispatcher.line_counts(p.rank)
+            state = proc_state(p.state, p.exitcode, silent)
+            rows.append(ProcStatus(p.rank, p.pid, state, p.exitcode, out, err, silent, p.host))
+        return rows
+
+    def status(self) -> GroupStatus:
+        problems = [f"log file: {e}" for procs in self._sets for e in procs.log_errors().values()]
+        problems += [m for procs in self._sets for m in procs.problems()]
+        for name, err in (("dispatcher", self._dispatcher.error), ("widget status", self._refresher.error)):
+            if err is not None:
+                problems.append(f"{name} thread failed: {err!r}")
+        problems += frontend_problems()
+        return GroupStatus(self.statuses(), self.config.logdir, problems)
+
+    def warn_log_errors(self) -> None:
+        """Warn, once per file, about log files that could not be written."""
+        for procs in self._sets:
+            for error in procs.log_errors().values():
+                with self._warn_lock:
+                    if error in self._log_errors_shown:
+                        continue
+                    self._log_errors_shown.add(error)
+                warnings.warn_explicit(
+                    f"{error}; that log file stops here, the output still reaches the notebook",
+                    LogFileWarning,
+                    "ipylogfwd",
+                    0,
+                )
+
+    # --- stop -----------------------------------------------------------------------------
+    def stop(self, timeout: float, why: str) -> None:
+        """Stop every proc and child, publish what they wrote, and release every thread.
+        Running cells end with ``ProcDiedError`` saying ``why``. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        deadline = time.monotonic() + timeout
+        self.cells.end_all(why)
+        for procs in self._sets:
+            procs.stop(max(0.5, deadline - time.monotonic()))
+        # Everything written before the end is still delivered: wait for EOF on the pipes.
+        key = ("stop", 0)
+        ranks = [p.rank for p in self.procs()]
+        self._tracker.begin(key, ranks)
+        left = self._tracker.wait(key, max(0.5, deadline - time.monotonic()))
+        if left:
+            self._weak_barrier(key, left, 1.0)
+            self._tracker.wait(key, 1.0)
+        self._tracker.finish(key)
+        self._refresher.stop()  # the last word in each header: how each proc ended
+        for procs in self._sets:
+            procs.close()
+        self._dispatcher.stop()
+
+    # --- helpers --------------------------------------------------------------------------
+    def _split(self, ranks: list[int]) -> list[tuple[ProcSet, list[int]]]:
+        """``ranks`` grouped by the proc set that holds them."""
+        out = []
+        for procs in self._sets:
+            mine = [r for r in ranks if r in procs.ranks]
+            if mine:
+                out.append((procs, mine))
+        return out
+
+    def _set_of(self, rank: int) -> ProcSet:
+        for procs in self._sets:
+            if rank in procs.ranks:
+                return procs
+        raise UsageError(f"no proc has rank {rank}")
+
+    def _weak_barrier(self, key: tuple[str, int], ranks: list[int], timeout: float) -> None:
+        for procs, mine in self._split(ranks):
+            procs.weak_barrier(key, mine, max(0.05, timeout))

@@ -1,0 +1,339 @@
+"""The procs of this machine: a ``ProcSet`` whose procs are ``multiprocessing`` children.
+
+``LocalProcs`` spawns each proc (``proc.worker.main`` under the spawn method) with its fds 1
+and 2 on pipes whose read ends go to its own ``Reader`` (which frames them into the group's
+mailboxes), and a duplex control ``Connection``. Its "ipylogfwd-control" thread receives
+every proc's control messages (hello, heartbeats, results) and notices procs that exit; it
+reports results and exits to the owner (``ProcEvents``). Each proc runs in a process group of
+its own, guarded by the ``Watchdog`` so that its children die with the kernel too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing import connection as mp_connection
+from multiprocessing import reduction
+from pathlib import Path
+from typing import Any
+
+from ..errors import ProcStartError
+from ..pipeline.items import STDERR, STDOUT, BarrierKey
+from ..pipeline.logfiles import log_path
+from ..pipeline.queues import Mailboxes
+from ..pipeline.reader import Reader, make_pipe
+from ..proc import worker
+from ..proc.watchdog import Watchdog
+from ..wire import markers, proc_messages
+from .procset import FlushAsk, ProcEvents, ProcInfo
+from .status import describe_exit
+
+STOP_GRACE = 1.0
+
+
+class _InheritedFd:
+    """An fd handed to a spawned proc at the same number (pickled while it is being spawned)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_detach, (reduction.DupFd(self.fd),))
+
+
+def _detach(dup: Any) -> int:
+    return int(dup.detach())
+
+
+@dataclass
+class _LocalProc:
+    """The kernel's record of one local proc. Fields are written by the control thread and by
+    callers (``execute``, ``ask_flush``), always under the set's lock."""
+
+    rank: int
+    process: multiprocessing.process.BaseProcess
+    conn: mp_connection.Connection
+    token: bytes
+    pid: int | None = None
+    state: str = "starting"
+    last_heard: float = 0.0
+    exitcode: int | None = None
+    conn_open: bool = True
+    flush_unserved: int = 0  # the last flush version sent that the proc did not serve in time
+    flush_read: int = 0  # the last flush version the proc says it has read and marked
+    # Callers and the control thread send on the connection: one send at a time.
+    send_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, msg: proc_messages.ToProc) -> bool:
+        with self.send_lock:
+            if not self.conn_open:
+                return False
+            try:
+                self.conn.send(msg)
+                return True
+            except (OSError, EOFError, ValueError):
+                return False
+
+    @property
+    def alive(self) -> bool:
+        return self.exitcode is None
+
+
+class LocalProcs:
+    """Ranks ``ranks`` of a world of ``world_size`` procs, on this machine."""
+
+    host = "localhost"
+
+    def __init__(
+        self,
+        ranks: list[int],
+        world_size: int,
+        mailboxes: Mailboxes,
+        events: ProcEvents,
+        *,
+        logdir: Path,
+        flush_interval: float,
+    ) -> None:
+        self._ranks = list(ranks)
+        self._world_size = world_size
+        self._events = events
+        self._logdir = logdir
+        self._flush_interval = flush_interval
+        self._lock = threading.Lock()  # guards _procs and every field of its records
+        self._procs: dict[int, _LocalProc] = {}
+        self._reader = Reader(mailboxes)
+        self._watchdog = Watchdog()
+        self._wake_r, self._wake_w = os.pipe()
+        self._stopping = False
+        self._bad_message: str | None = None  # set by the control thread, shown in problems()
+        # The control thread: receives every proc's messages and notices procs that exit.
+        self._control = threading.Thread(target=self._control_loop, name="ipylogfwd-control", daemon=True)
+        self._control.start()
+
+    @property
+    def ranks(self) -> list[int]:
+        return list(self._ranks)
+
+    @property
+    def logdir(self) -> Path:
+        return self._logdir
+
+    # --- start ----------------------------------------------------------------------------
+    def start(self, timeout: float) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        # The parent-death signal fires when the spawning *thread* exits, so only ask for it
+        # when that thread lives as long as the kernel; the control channel's EOF covers the rest.
+        die_with_parent = threading.current_thread() is threading.main_thread()
+        for rank in self._ranks:
+            self._spawn(ctx, rank, die_with_parent)
+        self._await_hello(timeout)
+
+    def _spawn(self, ctx: Any, rank: int, die_with_parent: bool) -> None:
+        out_r, out_w = make_pipe()
+        err_r, err_w = make_pipe()
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        token = markers.new_token()  # given to the proc and its reader only, never in the env
+        args = (rank, self._world_size, _InheritedFd(out_w), _InheritedFd(err_w), child_conn, token)
+        process = ctx.Process(
+            target=worker.main,
+            name=f"ipylogfwd-rank{rank}",
+            args=(*args, self._flush_interval, die_with_parent),
+        )
+        try:
+            process.start()
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+            child_conn.close()
+        self._reader.add(rank, out_r, err_r, token, self._logdir)
+        if process.pid is not None:
+            # The proc makes its own process group, with the same id as its pid.
+            self._watchdog.guard(process.pid)
+        with self._lock:
+            self._procs[rank] = _LocalProc(rank, process, parent_conn, token, pid=process.pid)
+        os.write(self._wake_w, b"x")
+
+    def _await_hello(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                starting = [p.rank for p in self._procs.values() if p.state == "starting"]
+                dead = [(p.rank, p.exitcode) for p in self._procs.values() if p.exitcode is not None]
+            if dead:
+                rank, code = dead[0]
+                raise ProcStartError(
+                    f"proc {rank} exited during start-up ({describe_exit(code)}); "
+                    f"its output is above and in {log_path(self._logdir, rank, STDERR)}"
+                )
+            if not starting:
+                return
+            if time.monotonic() > deadline:
+                raise ProcStartError(f"proc(s) {starting} did not start within {timeout:g} s")
+            time.sleep(0.02)
+
+    # --- asked by the group ---------------------------------------------------------------
+    def procs(self) -> list[ProcInfo]:
+        with self._lock:
+            return [
+                ProcInfo(p.rank, self.host, p.pid, p.state, p.exitcode, p.last_heard)
+                for p in self._procs.values()
+            ]
+
+    def execute(self, cell: int, code: str, ranks: list[int]) -> list[int]:
+        msg = proc_messages.exec_(cell, code, f"<procs cell {cell}>")
+        with self._lock:
+            targets = [self._procs[r] for r in ranks]
+            for p in targets:
+                p.state = "running"
+        return [p.rank for p in targets if not p.send(msg)]
+
+    def ask_flush(self, version: int, ranks: list[int]) -> FlushAsk:
+        with self._lock:
+            procs = [self._procs[r] for r in ranks]
+            dead = [p.rank for p in procs if not p.alive]
+            # A proc that has still not read a request it failed to serve in time is stuck
+            # (a loop holding the GIL): piling more onto its control channel would fill it
+            # and block this send. It gets the weaker barrier at once instead.
+            unasked = [p.rank for p in procs if p.alive and p.flush_unserved > p.flush_read]
+            asked = [p for p in procs if p.alive and p.rank not in unasked]
+        msg = proc_messages.flush(version)
+        unasked += [p.rank for p in asked if not p.send(msg)]
+        return FlushAsk(dead, sorted(unasked))
+
+    def flush_ended(self, version: int, unserved: list[int]) -> None:
+        with self._lock:
+            for rank in unserved:
+                self._procs[rank].flush_unserved = version
+
+    def weak_barrier(self, key: BarrierKey, ranks: list[int], timeout: float) -> bool:
+        return self._reader.weak_barrier(key, ranks, timeout)
+
+    def interrupt(self, ranks: list[int]) -> None:
+        with self._lock:
+            pids = [p.pid for r in ranks if (p := self._procs.get(r)) is not None and p.alive and p.pid]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+                os.kill(pid, signal.SIGINT)
+
+    def log_paths(self, rank: int) -> list[str]:
+        return [str(log_path(self._logdir, rank, s)) for s in (STDOUT, STDERR)]
+
+    def log_errors(self) -> dict[tuple[int, int], str]:
+        return self._reader.log_errors()
+
+    def problems(self) -> list[str]:
+        out = [] if self._reader.error is None else [f"reader thread failed: {self._reader.error!r}"]
+        if self._bad_message is not None:
+            out.append(self._bad_message)
+        return out
+
+    # --- stop -----------------------------------------------------------------------------
+    def stop(self, timeout: float) -> None:
+        with self._lock:
+            procs = list(self._procs.values())
+        for p in procs:
+            p.send(proc_messages.shutdown())
+        grace = time.monotonic() + min(STOP_GRACE, timeout / 2)  # one grace period for all
+        for p in procs:
+            p.process.join(max(0.0, grace - time.monotonic()))
+        for p in procs:
+            if p.process.is_alive():
+                p.process.kill()
+            _kill_group(p.pid)  # children of the proc that outlived it
+        for p in procs:
+            p.process.join(1.0)
+        exited = []
+        with self._lock:
+            for p in procs:
+                if p.exitcode is None and p.process.exitcode is not None:
+                    p.exitcode, p.state = p.process.exitcode, "exited"
+                    exited.append((p.rank, p.exitcode))
+        for rank, code in exited:
+            self._events.on_exit(rank, code)
+
+    def close(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        os.write(self._wake_w, b"x")
+        self._control.join(2.0)
+        self._reader.stop()
+        with self._lock:
+            procs = list(self._procs.values())
+        for p in procs:
+            with p.send_lock:
+                p.conn_open = False
+                p.conn.close()
+            _kill_group(p.pid)
+            if p.pid:
+                self._watchdog.release(p.pid)
+        self._watchdog.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    # --- the control thread ---------------------------------------------------------------
+    def _control_loop(self) -> None:
+        while not self._stopping:
+            with self._lock:
+                conns = {p.conn: p for p in self._procs.values() if p.conn_open}
+                sentinels = {p.process.sentinel: p for p in self._procs.values() if p.alive}
+            ready = mp_connection.wait([self._wake_r, *conns, *sentinels], timeout=0.5)
+            for obj in ready:
+                if isinstance(obj, mp_connection.Connection):
+                    self._receive(conns[obj])
+            for obj in ready:
+                if isinstance(obj, int) and obj in sentinels:
+                    self._on_exit(sentinels[obj])
+                elif obj == self._wake_r:
+                    os.read(self._wake_r, 4096)
+
+    def _receive(self, p: _LocalProc) -> None:
+        try:
+            while p.conn.poll():
+                msg = p.conn.recv()
+                proc_messages.check(msg, "from_proc")
+                self._on_message(p, msg)
+        except (EOFError, OSError):
+            with self._lock:
+                p.conn_open = False
+        except proc_messages.ProcProtocolError as exc:
+            self._bad_message = f"proc {p.rank} sent a message this kernel does not understand: {exc}"
+
+    def _on_message(self, p: _LocalProc, msg: proc_messages.FromProc) -> None:
+        with self._lock:
+            p.last_heard = time.monotonic()
+            if msg["type"] == "hello":
+                p.pid = msg["pid"]
+                p.state = "idle"
+            elif msg["type"] == "started":
+                p.state = "running"
+            elif msg["type"] == "flushed":
+                p.flush_read = max(p.flush_read, msg["version"])
+            elif msg["type"] == "heartbeat":
+                if p.state != "starting":
+                    p.state = "running" if msg["busy_cell"] is not None else "idle"
+            elif msg["type"] == "result":
+                p.state = "idle"
+        if msg["type"] == "result":
+            self._events.on_result(p.rank, msg)
+
+    def _on_exit(self, p: _LocalProc) -> None:
+        p.process.join(0.5)
+        with self._lock:
+            if p.exitcode is not None:
+                return  # stop() saw it first
+            p.exitcode = p.process.exitcode if p.process.exitcode is not None else -signal.SIGKILL
+            p.state = "exited"
+            code = p.exitcode
+        self._events.on_exit(p.rank, code)
+
+
+def _kill_group(pid: int | None) -> None:
+    if pid:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
+            os.killpg(pid, signal.SIGKILL)

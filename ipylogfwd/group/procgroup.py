@@ -1,0 +1,204 @@
+"""ProcGroup: the Python API. Start N procs, run code in them, flush, watch, stop.
+
+Everything the magics do is done here; the magics only parse arguments. A group is a facade:
+the running procs and everything that serves them are one ``Generation`` (see
+``generation``), which ``restart()`` replaces whole. A group adds what outlives a generation:
+what the user asked for (size, log directory, sink factory), cell ids and flush versions.
+
+Output goes to a sink made by ``sink_factory`` when a cell is submitted (in a kernel: that
+cell's output; elsewhere: this process's stdout/stderr).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import dataclasses
+import itertools
+import os
+import threading
+import weakref
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..pipeline.barrier import FlushReport
+from ..pipeline.logfiles import default_logdir
+from ..pipeline.sink import Sink
+from ..sinks.factory import default_sink
+from .args import check_size, check_targets, check_timeout
+from .cells import Execution
+from .generation import Generation, GroupConfig, SinkFactory
+from .status import GroupStatus
+
+_live_groups: weakref.WeakSet[ProcGroup] = weakref.WeakSet()
+
+
+class ProcGroup:
+    """N worker processes whose output is forwarded, in order, to the cell that produced it.
+
+    >>> g = ProcGroup(4)
+    >>> g.run("import os; int(os.environ['RANK']) ** 2")
+    {0: 0, 1: 1, 2: 4, 3: 9}
+    >>> g.flush().ok
+    True
+    >>> g.shutdown()
+    """
+
+    def __init__(
+        self,
+        n: int,
+        *,
+        logdir: str | os.PathLike[str] | None = None,
+        sink_factory: SinkFactory = default_sink,
+        flush_interval: float = 0.05,
+        start_timeout: float = 60.0,
+        force: bool = False,
+    ) -> None:
+        self._config = GroupConfig(
+            size=check_size(n, force),
+            logdir=Path(logdir) if logdir else default_logdir(),
+            sink_factory=sink_factory,
+            flush_interval=flush_interval,
+            start_timeout=start_timeout,
+        )
+        self._cells = itertools.count(1)
+        self._versions = itertools.count(1)
+        # restart() and shutdown() replace or end the generation while other threads may use
+        # it: they swap the reference under this lock; everyone else reads it once per call.
+        self._lock = threading.Lock()
+        self._generation: Generation | None = self._start()
+        _live_groups.add(self)
+
+    @property
+    def size(self) -> int:
+        return self._config.size
+
+    @property
+    def ranks(self) -> list[int]:
+        return list(range(self._config.size))
+
+    @property
+    def logdir(self) -> Path:
+        return self._config.logdir
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def _start(self) -> Generation:
+        generation = Generation(self._config)
+        generation.start()
+        return generation
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop every proc (and their children) and the group's threads. Output the procs
+        wrote before they stopped is still published. A cell still running ends with
+        ``ProcDiedError``. Idempotent."""
+        with self._lock:
+            generation, self._generation = self._generation, None
+        if generation is not None:
+            generation.stop(timeout, "the procs were shut down")
+        _live_groups.discard(self)
+
+    def restart(self, n: int | None = None, *, force: bool = False) -> None:
+        """Replace every proc with a fresh one (a new namespace), ``n`` of them if given. A cell
+        still running ends at once with ``ProcDiedError``."""
+        size = self._config.size if n is None else check_size(n, force)
+        with self._lock:
+            old, self._generation = self._generation, None
+        if old is not None:
+            old.stop(5.0, "the procs were restarted")
+        self._config = dataclasses.replace(self._config, size=size)
+        generation = self._start()
+        with self._lock:
+            self._generation = generation
+        _live_groups.add(self)
+
+    def __enter__(self) -> ProcGroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # --- running code ---------------------------------------------------------------------
+    def submit(self, code: str, targets: Iterable[int] | None = None, *, sink: Sink | None = None) -> Execution:
+        """Start running ``code`` on ``targets`` (default: all) and return at once.
+
+        Output goes to ``sink`` (default: a new one from ``sink_factory``, i.e. the cell
+        executing now). Raises ``SyntaxError`` before starting anything if ``code`` does
+        not parse, ``ProcsBusyError`` if a target is still running an earlier cell, and
+        ``ProcDiedError`` if a target has exited.
+        """
+        generation = self._open()
+        ranks = check_targets(targets, self.size)
+        compile(code, "<procs cell>", "exec", dont_inherit=True)  # a SyntaxError starts nothing
+        return generation.submit(next(self._cells), code, ranks, sink)
+
+    def run(self, code: str, targets: Iterable[int] | None = None, *, timeout: float | None = None) -> dict[int, Any]:
+        """Run ``code`` on ``targets`` and wait; per-rank results (see ``Execution.wait``)."""
+        return self.submit(code, targets).wait(timeout)
+
+    def interrupt(self, targets: Iterable[int] | None = None) -> None:
+        """Send SIGINT to the procs (KeyboardInterrupt in the code they run)."""
+        self._open().interrupt(check_targets(targets, self.size))
+
+    # --- the barrier ----------------------------------------------------------------------
+    def flush(
+        self,
+        timeout: float = 10.0,
+        targets: Iterable[int] | None = None,
+        *,
+        serve_timeout: float | None = None,
+    ) -> FlushReport:
+        """Barrier: return once every target proc's output written before this call is published.
+
+        Each proc flushes its Python and C buffers and marks its streams; the call returns
+        when the output before every mark is published (and rendered, where views
+        acknowledge it). A proc that does not serve the request within ``serve_timeout``
+        (default: half of ``timeout``, at most 2 s) gets the weaker barrier: everything read
+        from it so far. A dead proc's barrier completes at the end of its pipes. Never waits
+        longer than ``timeout``; the report says per proc what was reached.
+        """
+        generation = self._open()
+        timeout = check_timeout(timeout)
+        ranks = check_targets(targets, self.size)
+        if serve_timeout is None:
+            serve = min(2.0, timeout / 2)
+        else:
+            serve = min(check_timeout(serve_timeout, "serve_timeout"), timeout)
+        return generation.flush(next(self._versions), ranks, timeout, serve)
+
+    async def aflush(
+        self,
+        timeout: float = 10.0,
+        targets: Iterable[int] | None = None,
+        *,
+        serve_timeout: float | None = None,
+    ) -> FlushReport:
+        """``flush`` for async code: awaits the barrier without blocking the event loop (so a
+        kernel can handle the views' acknowledgements on its main shell meanwhile)."""
+        return await asyncio.to_thread(self.flush, timeout, targets, serve_timeout=serve_timeout)
+
+    # --- status ---------------------------------------------------------------------------
+    def status(self) -> GroupStatus:
+        """Every proc's state, pid, line counts and last heartbeat; log directory; problems."""
+        return self._open().status()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._generation is None else f"{self.size} procs"
+        return f"<ProcGroup {state}, logs in {self.logdir}>"
+
+    def _open(self) -> Generation:
+        generation = self._generation
+        if generation is None:
+            raise UsageError("this ProcGroup has been shut down; start a new one or call restart()")
+        return generation
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    # Registered after multiprocessing's own exit hook, so this runs first: procs are told
+    # to stop (and killed if need be) before multiprocessing would wait for them.
+    for group in list(_live_groups):
+        with contextlib.suppress(Exception):  # one group failing to stop must not keep the others
+            group.shutdown(timeout=2.0)

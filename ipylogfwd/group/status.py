@@ -1,0 +1,141 @@
+"""Status: what the user sees of each proc (``%procs``, ``group.status()``) and in the widget
+headers.
+
+``ProcStatus``/``GroupStatus`` are snapshots. The ``StatusRefresher`` thread pushes each
+proc's state into the headers of the cells that can still get output, once a second and
+whenever a cell ends or the procs stop.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..pipeline.sink import Sink, StatusSink
+
+UNRESPONSIVE_AFTER = 3.0
+STATUS_REFRESH = 1.0
+
+
+def describe_exit(code: int | None) -> str:
+    """How a proc ended, from its exit code ("exited with code 3", "killed by SIGKILL")."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+@dataclass(frozen=True)
+class ProcStatus:
+    """One proc as the user sees it."""
+
+    rank: int
+    pid: int | None
+    state: str  # starting / running / idle / unresponsive / exited / killed
+    exitcode: int | None
+    stdout_lines: int
+    stderr_lines: int
+    last_heard: float | None  # seconds ago
+    host: str = "localhost"
+
+    @property
+    def exit(self) -> str:
+        """How the proc ended ("exited with code 3", "killed by SIGKILL"); "" while alive."""
+        return "" if self.exitcode is None else describe_exit(self.exitcode)
+
+
+def proc_state(state: str, exitcode: int | None, silent_for: float | None) -> str:
+    """The state to show: a live proc silent for too long is "unresponsive"; a dead one
+    "exited" or "killed"."""
+    if exitcode is not None:
+        return "exited" if exitcode >= 0 else "killed"
+    if state in ("idle", "running") and silent_for is not None and silent_for > UNRESPONSIVE_AFTER:
+        return "unresponsive"
+    return state
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    """Every proc of a group, where their logs are, and problems worth knowing about."""
+
+    procs: list[ProcStatus]
+    logdir: Path
+    problems: list[str]
+
+    def __repr__(self) -> str:
+        hosts = len({p.host for p in self.procs}) > 1
+        host_head = f"{'host':<12} " if hosts else ""
+        head = f"{'rank':>4}  {'pid':>7}  {host_head}{'state':<13} {'exit':<22} {'stdout':>9} {'stderr':>9}  last heard"
+        rows = [head]
+        for p in self.procs:
+            heard = f"{p.last_heard:.1f}s ago" if p.last_heard is not None else "never"
+            host = f"{p.host:<12} " if hosts else ""
+            rows.append(
+                f"{p.rank:>4}  {p.pid or '-':>7}  {host}{p.state:<13} {p.exit:<22} "
+                f"{p.stdout_lines:>9} {p.stderr_lines:>9}  {heard}"
+            )
+        rows.append(f"logs: {self.logdir}")
+        rows += [f"problem: {m}" for m in self.problems]
+        return "\n".join(rows)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+    def __getitem__(self, rank: int) -> ProcStatus:
+        for p in self.procs:
+            if p.rank == rank:
+                return p
+        raise KeyError(rank)
+
+
+class StatusRefresher:
+    """Keeps the widget headers of live sinks up to date with each proc's status."""
+
+    def __init__(self, statuses: Callable[[], list[ProcStatus]], sinks: Callable[[], list[Sink]]) -> None:
+        self._statuses = statuses
+        self._sinks = sinks
+        # refresh() runs on this thread and on callers' (a cell's end, shutdown): one at a time.
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.error: Exception | None = None
+        # The status thread: refreshes headers every STATUS_REFRESH seconds until stopped.
+        self._thread = threading.Thread(target=self._run, name="ipylogfwd-status", daemon=True)
+        self._thread.start()
+
+    def refresh(self) -> None:
+        """Push every proc's current state into the headers now. Never raises: a header that
+        cannot update must not stop a cell or a shutdown (the error shows in the status)."""
+        try:
+            self._refresh()
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it is reported, not raised
+            self.error = exc
+
+    def _refresh(self) -> None:
+        with self._lock:
+            statuses = self._statuses()
+            now_wall = time.time()
+            for sink in self._sinks():
+                if not isinstance(sink, StatusSink):
+                    continue
+                for st in statuses:
+                    heard = now_wall - st.last_heard if st.last_heard is not None else 0.0
+                    sink.update_status(st.rank, state=st.state, exit_text=st.exit, pid=st.pid, last_heard=heard)
+
+    def stop(self) -> None:
+        """A last refresh (how each proc ended), then stop the thread."""
+        self._stop.set()
+        self._thread.join(2.0)
+        self.refresh()
+
+    def _run(self) -> None:
+        while not self._stop.wait(STATUS_REFRESH):
+            self.refresh()

@@ -1,0 +1,62 @@
+"""The items that travel through the pipeline: what the reader makes of a proc's bytes.
+
+A proc's two streams become, in read order, ``Log`` text and the in-band events found
+between it: a ``Barrier`` passed, a ``CellStart``, the stream's ``Eof``. Every later stage
+(queues, dispatcher, barrier tracker) works on these, never on bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STDOUT = 1
+STDERR = 2
+STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
+
+BarrierKey = tuple[str, int]
+"""("flush", version) for %logflush barriers, ("cell", id) for the end of a cell."""
+
+
+@dataclass(slots=True)
+class Log:
+    """Text from one stream: complete lines, or a partial line released at a flush point."""
+
+    stream: int
+    text: str
+    newlines: int
+
+
+@dataclass(slots=True)
+class Barrier:
+    """Everything before this on ``stream`` precedes the barrier ``key``.
+
+    ``weak`` barriers are placed by the reader itself (all bytes read so far) when the proc
+    did not serve the request in time.
+    """
+
+    stream: int
+    key: BarrierKey
+    weak: bool = False
+
+
+@dataclass(slots=True)
+class CellStart:
+    """The proc started executing ``cell``: output after this on ``stream`` belongs to it."""
+
+    stream: int
+    cell: int
+
+
+@dataclass(slots=True)
+class Eof:
+    """The stream's pipe closed: nothing more will come."""
+
+    stream: int
+
+
+Item = Log | Barrier | CellStart | Eof
+
+
+def item_size(item: Item) -> int:
+    """What an item counts against its queue's budget (characters of text, else 1)."""
+    return len(item.text) if isinstance(item, Log) else 1
