@@ -9,7 +9,7 @@ JupyterLab needs to load it (``package.json`` naming an entry point the wheel ho
 The test reproduces that on a copy of this checkout's files (tracked and new, as they are in
 the working tree, so uncommitted changes are tested too): a development build, then
 ``pip wheel`` as a user would run it. ``labextension/node_modules`` is copied along, so npm
-has nothing to download. About 15 s.
+has nothing to download. About 15-25 s.
 """
 
 from __future__ import annotations
