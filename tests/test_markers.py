@@ -17,7 +17,7 @@ from ipylogfwd.wire.markers import MARKER_LEN, PREFIX, SUFFIX, Marker
 TOKEN = b"0123456789abcdef" * 2
 OTHER = b"fedcba9876543210" * 2
 HEX = b"0123456789abcdef"
-KINDS = ("B", "C", "E")
+KINDS = ("B", "C", "D", "E")
 MAX_VALUE = 16**markers.VALUE_HEX - 1
 
 # Offsets of the fields inside a marker.
@@ -203,7 +203,7 @@ def test_decode_rejects_0x_prefixed_value(value: bytes) -> None:
 
 
 MARKER_RE = re.compile(
-    re.escape(PREFIX) + re.escape(TOKEN) + rb":([BCE]):([0-9a-fA-F]{16})" + re.escape(SUFFIX),
+    re.escape(PREFIX) + re.escape(TOKEN) + rb":([BCDE]):([0-9a-fA-F]{16})" + re.escape(SUFFIX),
     re.DOTALL,
 )
 

@@ -2,7 +2,8 @@
 
 ``LocalProcs`` spawns each proc (``proc.worker.main`` under the spawn method) with its fds 1
 and 2 on pipes whose read ends go to its own ``Reader`` (which frames them into the group's
-mailboxes), and a duplex control ``Connection``. Its "ipylogfwd-control" thread receives
+mailboxes), a third pipe for its display bundles (read by the same reader), and a duplex
+control ``Connection``. Its "ipylogfwd-control" thread receives
 every proc's control messages (hello, heartbeats, results) and notices procs that exit; it
 reports results and exits to the owner (``ProcEvents``). Each proc runs in a process group of
 its own, guarded by the ``Watchdog`` so that its children die with the kernel too.
@@ -136,21 +137,23 @@ class LocalProcs:
     def _spawn(self, ctx: Any, rank: int, die_with_parent: bool) -> None:
         out_r, out_w = make_pipe()
         err_r, err_w = make_pipe()
+        disp_r, disp_w = make_pipe()
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         token = markers.new_token()  # given to the proc and its reader only, never in the env
-        args = (rank, self._world_size, _InheritedFd(out_w), _InheritedFd(err_w), child_conn, token)
+        fds = (_InheritedFd(out_w), _InheritedFd(err_w), _InheritedFd(disp_w))
         process = ctx.Process(
             target=worker.main,
             name=f"ipylogfwd-rank{rank}",
-            args=(*args, self._flush_interval, die_with_parent),
+            args=(rank, self._world_size, *fds, child_conn, token, self._flush_interval, die_with_parent),
         )
         try:
             process.start()
         finally:
             os.close(out_w)
             os.close(err_w)
+            os.close(disp_w)
             child_conn.close()
-        self._reader.add(rank, out_r, err_r, token, self._logdir)
+        self._reader.add(rank, out_r, err_r, token, self._logdir, disp_r)
         if process.pid is not None:
             # The proc makes its own process group, with the same id as its pid.
             self._watchdog.guard(process.pid)

@@ -2,7 +2,8 @@
 
 The "ipylogfwd-dispatch" thread is the only consumer of the mailboxes. For each proc it
 keeps which cell each stream currently belongs to (switched by the proc's in-band
-``CellStart``), writes ``Log`` text to that cell's sink, and reports ``Barrier`` and ``Eof``
+``CellStart``), writes ``Log`` text and ``Display`` bundles to that cell's sink in the order
+they came (a sink that cannot show bundles gets their text), and reports ``Barrier`` and ``Eof``
 items to the barrier tracker, but only after the text before them has been published and
 has left the process. That ordering is what makes a completed barrier mean "published".
 
@@ -24,9 +25,9 @@ import time
 from collections import OrderedDict
 
 from .barrier import BarrierTracker
-from .items import STDERR, STDOUT, Barrier, CellStart, Eof, Log
+from .items import STDERR, STDOUT, Barrier, CellStart, Display, Eof, Log
 from .queues import Mailboxes
-from .sink import ReplayingSink, Sink, ViewedSink
+from .sink import DisplayingSink, ReplayingSink, Sink, ViewedSink
 
 KEEP_CELLS = 20
 PUBLISH_EARLY = 1 << 20
@@ -144,6 +145,14 @@ class Dispatcher:
                     added[item.stream] += item.newlines
                     if sink.pending > PUBLISH_EARLY:
                         sink.publish()
+                elif isinstance(item, Display):
+                    cell = route[item.stream]
+                    sink = sinks.get(cell) or sinks.setdefault(cell, self._sink(cell, rank))
+                    if isinstance(sink, DisplayingSink):
+                        sink.display(rank, item)
+                    elif not item.update:
+                        sink.write(rank, item.stream, item.text + "\n")
+                    touched[id(sink)] = sink
                 elif isinstance(item, CellStart):
                     with self._lock:
                         route[item.stream] = item.cell

@@ -11,6 +11,9 @@ Two stages per stream:
   or the reader's idle tick) releases it. A line longer than ``max_line`` bytes is split
   with a visible mark, so memory per stream is bounded by ``max_line`` plus one read.
 
+A ``D`` marker (a display bundle's place, on stdout) becomes the bundle itself, taken from
+the proc's display pipe by the ``displays`` callable the reader gives the stdout framer.
+
 ``\\r`` and every other control character is kept: rendering them is the sink's business.
 """
 
@@ -173,11 +176,13 @@ class StreamFramer:
         token: bytes,
         max_line: int = DEFAULT_MAX_LINE,
         log: Callable[[bytes], None] | None = None,
+        displays: Callable[[int, int], Item] | None = None,
     ) -> None:
         self.stream = stream
         self._scanner = MarkerScanner(token)
         self._lines = LineFramer(max_line)
         self._log = log
+        self._displays = displays  # (display id, stream) -> the bundle's item
 
     @property
     def has_partial(self) -> bool:
@@ -190,7 +195,9 @@ class StreamFramer:
                 self._data(seg, items)
             else:
                 self._release_partial(items, final=True)
-                items.append(self._marker_item(seg))
+                item = self._marker_item(seg)
+                if item is not None:
+                    items.append(item)
         return items
 
     def release_partial(self) -> list[Item]:
@@ -223,7 +230,10 @@ class StreamFramer:
         if text:
             items.append(Log(self.stream, text, text.count("\n")))
 
-    def _marker_item(self, m: Marker) -> Item:
+    def _marker_item(self, m: Marker) -> Item | None:
         if m.kind == "C":
             return CellStart(self.stream, m.value)
+        if m.kind == "D":
+            # Only stdout has a display pipe behind it; the proc marks displays nowhere else.
+            return None if self._displays is None else self._displays(m.value, self.stream)
         return Barrier(self.stream, ("flush" if m.kind == "B" else "cell", m.value))

@@ -1,13 +1,15 @@
 """The items that travel through the pipeline: what the reader makes of a proc's bytes.
 
 A proc's two streams become, in read order, ``Log`` text and the in-band events found
-between it: a ``Barrier`` passed, a ``CellStart``, the stream's ``Eof``. Every later stage
+between it: a ``Barrier`` passed, a ``CellStart``, a ``Display`` bundle in its place (joined
+from the proc's display pipe, see ``wire.displays``), the stream's ``Eof``. Every later stage
 (queues, dispatcher, barrier tracker) works on these, never on bytes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 STDOUT = 1
 STDERR = 2
@@ -48,15 +50,39 @@ class CellStart:
 
 
 @dataclass(slots=True)
+class Display:
+    """A mime bundle the proc displayed here in ``stream`` (``wire.displays.Payload``):
+    ``display()`` output, or the rich form of a cell's last expression (``kind`` "result").
+    ``size`` is its payload's size in bytes."""
+
+    stream: int
+    kind: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    size: int
+    display_id: str | None = None
+    update: bool = False
+
+    @property
+    def text(self) -> str:
+        """Its ``text/plain`` form, for places that show only text."""
+        text = self.data.get("text/plain", "")
+        return text if isinstance(text, str) else str(text)
+
+
+@dataclass(slots=True)
 class Eof:
     """The stream's pipe closed: nothing more will come."""
 
     stream: int
 
 
-Item = Log | Barrier | CellStart | Eof
+Item = Log | Barrier | CellStart | Display | Eof
 
 
 def item_size(item: Item) -> int:
-    """What an item counts against its queue's budget (characters of text, else 1)."""
-    return len(item.text) if isinstance(item, Log) else 1
+    """What an item counts against its queue's budget (characters of text, bytes of a
+    bundle, else 1)."""
+    if isinstance(item, Log):
+        return len(item.text)
+    return item.size if isinstance(item, Display) else 1

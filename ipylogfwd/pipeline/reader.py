@@ -11,6 +11,10 @@ order. It is the only thread that touches the pipes, the framers and the log fil
   bar redrawn with ``\\r`` shows (and moves) without waiting for its ``\\n``.
 * Weak barriers: on request, read what is in the pipe now and queue a barrier behind it,
   for a proc that did not serve a flush in time (it "got everything read so far").
+* Display bundles: each proc's third pipe carries its bundles as frames (``displays``); the
+  stdout framer takes each one at its ``D`` marker, so it is queued in its place among the
+  lines. That pipe is read along with the proc's streams (paused with them), and also held
+  back while too many bundles wait for their markers.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .displays import DisplayFrames
 from .framing import DEFAULT_MAX_LINE, StreamFramer
 from .items import STDERR, STDOUT, Barrier, BarrierKey, Item, Log
 from .logfiles import LogFile, log_path
@@ -62,6 +67,8 @@ class _ProcPipes:
     rank: int
     streams: dict[int, _Stream] = field(default_factory=dict)
     paused: bool = False
+    frames: DisplayFrames | None = None
+    frames_registered: bool = False
 
 
 @dataclass
@@ -70,6 +77,7 @@ class _Add:
     fds: dict[int, int]
     token: bytes
     logdir: Path
+    display_fd: int | None
 
 
 @dataclass
@@ -117,9 +125,11 @@ class Reader:
         self._thread.start()
 
     # --- requests from other threads ------------------------------------------------------
-    def add(self, rank: int, out_fd: int, err_fd: int, token: bytes, logdir: Path) -> None:
+    def add(
+        self, rank: int, out_fd: int, err_fd: int, token: bytes, logdir: Path, display_fd: int | None = None
+    ) -> None:
         """Start reading a proc's pipes (the reader closes them at EOF)."""
-        self._send(_Add(rank, {STDOUT: out_fd, STDERR: err_fd}, token, logdir))
+        self._send(_Add(rank, {STDOUT: out_fd, STDERR: err_fd}, token, logdir, display_fd))
 
     def weak_barrier(self, key: BarrierKey, ranks: list[int], timeout: float) -> bool:
         """Queue ``key`` behind everything readable now on ``ranks``; False if not done in time."""
@@ -161,8 +171,10 @@ class Reader:
                 if key.data is None:
                     if self._handle_commands():
                         return
-                else:
+                elif isinstance(key.data, _Stream):
                     self._read(key.data)
+                else:
+                    self._read_frames(key.data)  # a proc's display pipe
             self._resume_drained()
             self._release_idle()
 
@@ -187,13 +199,18 @@ class Reader:
     def _add(self, cmd: _Add) -> None:
         proc = _ProcPipes(cmd.rank)
         self._mailboxes.add(cmd.rank)
+        if cmd.display_fd is not None:
+            proc.frames = DisplayFrames(cmd.display_fd)
         for stream, fd in cmd.fds.items():
             log = LogFile(log_path(cmd.logdir, cmd.rank, stream), self._log_failed(cmd.rank, stream))
             self._logs.append(log)
-            st = _Stream(cmd.rank, stream, fd, StreamFramer(stream, cmd.token, self._max_line, log.write), log)
+            takes = proc.frames.take if proc.frames is not None and stream == STDOUT else None
+            framer = StreamFramer(stream, cmd.token, self._max_line, log.write, takes)
+            st = _Stream(cmd.rank, stream, fd, framer, log)
             proc.streams[stream] = st
             self._sel.register(fd, selectors.EVENT_READ, st)
         self._procs[cmd.rank] = proc
+        self._sync_frames(proc)
 
     def _log_failed(self, rank: int, stream: int) -> Callable[[str], None]:
         def failed(error: str) -> None:
@@ -224,12 +241,36 @@ class Reader:
         proc = self._procs.get(st.rank)
         if proc is not None and not proc.paused and self._mailboxes.over_budget(st.rank):
             self._pause(proc)
+        if proc is not None and proc.frames is not None:
+            self._sync_frames(proc)  # markers taken bundles: the display pipe may be read again
+
+    def _read_frames(self, proc: _ProcPipes) -> None:
+        if proc.frames is not None:
+            proc.frames.read()
+            self._sync_frames(proc)
+
+    def _sync_frames(self, proc: _ProcPipes) -> None:
+        """Read the display pipe while its proc is read and few bundles wait; close it at its
+        end (bundles already read stay until the stdout stream ends too)."""
+        frames = proc.frames
+        if frames is None or not frames.open:
+            return
+        want = not frames.eof and not proc.paused and not frames.held_back
+        if want and not proc.frames_registered:
+            self._sel.register(frames.fd, selectors.EVENT_READ, proc)
+        elif not want and proc.frames_registered:
+            self._sel.unregister(frames.fd)
+        proc.frames_registered = want
+        if frames.eof:
+            os.close(frames.fd)
+            frames.open = False
 
     def _pause(self, proc: _ProcPipes) -> None:
         proc.paused = True
         for st in proc.streams.values():
             if st.open:
                 self._sel.unregister(st.fd)
+        self._sync_frames(proc)
 
     def _resume_drained(self) -> None:
         for proc in self._procs.values():
@@ -238,6 +279,7 @@ class Reader:
                 for st in proc.streams.values():
                     if st.open:
                         self._sel.register(st.fd, selectors.EVENT_READ, st)
+                self._sync_frames(proc)
 
     def _release_idle(self) -> None:
         now = time.monotonic()
@@ -297,6 +339,12 @@ class Reader:
                 self._sel.unregister(st.fd)
         os.close(st.fd)
         st.log.flush()
+        if proc is not None and proc.frames is not None and st.stream == STDOUT:
+            # No marker can follow: the bundles still held can never be shown.
+            if proc.frames_registered:
+                self._sel.unregister(proc.frames.fd)
+                proc.frames_registered = False
+            proc.frames.close()
 
     def _close_all(self) -> None:
         for proc in self._procs.values():
@@ -304,6 +352,8 @@ class Reader:
                 if st.open:
                     st.open = False
                     os.close(st.fd)
+            if proc.frames is not None:
+                proc.frames.close()
         for log in self._logs:
             log.close()
         self._sel.close()

@@ -9,7 +9,9 @@ attributes:
   can wait until they show everything before it;
 * ``StatusSink``: it shows each proc's state (the widget headers);
 * ``ReplayingSink``: it may need to publish when no output arrives (a view asked for a
-  replay), so it is given a way to ask the dispatcher for that.
+  replay), so it is given a way to ask the dispatcher for that;
+* ``DisplayingSink``: it shows procs' mime bundles (``display()``, rich results) in order
+  with their text; a sink without it gets each bundle's ``text/plain`` as a line.
 
 Implementations: ``sinks.text`` (rank-prefixed text) and ``sinks.widget_sink`` (widgets).
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
+
+from .items import Display
 
 
 @runtime_checkable
@@ -91,6 +95,16 @@ class ReplayingSink(Protocol):
 
     def attach(self, request_publish: Callable[[], None]) -> None:
         """``request_publish()`` (thread-safe) makes the dispatcher publish this sink soon."""
+        ...
+
+
+@runtime_checkable
+class DisplayingSink(Protocol):
+    """A sink that shows procs' mime bundles where they were displayed."""
+
+    def display(self, rank: int, bundle: Display) -> None:
+        """Take ``rank``'s bundle, in order with its text on ``bundle.stream``; it is shown at
+        the next publish (an ``update`` replaces the earlier bundle of its ``display_id``)."""
         ...
 
 

@@ -6,6 +6,9 @@ A proc is started by ``multiprocessing`` (spawn) with ``main`` as its target. It
   child-process output are all captured, and bytes written before a crash stay in the pipe;
 * a main thread that executes cell bodies, one at a time, in one persistent namespace, and
   marks the start (``C``) and end (``E``) of each cell in-band on both streams;
+* rich output (``display()``, rich results, matplotlib figures; ``display.RichOutput``): each
+  bundle as one frame on a third pipe, the display pipe, and a ``D`` marker on stdout in its
+  place (``wire.displays`` explains why the bundle does not go in stdout itself);
 * a control thread ("ipylogfwd-proc-control") that receives requests from the kernel, serves
   flush barriers (``B`` markers) even while a cell runs, flushes stdout's buffer every
   ``flush_interval`` so output is live, and sends heartbeats.
@@ -31,10 +34,12 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..wire import markers, proc_messages
+from ..wire import displays, markers, proc_messages
+from .display import RichOutput
 
 HEARTBEAT_INTERVAL = 0.5
 MAX_REPR = 10_000
@@ -42,18 +47,22 @@ _PR_SET_PDEATHSIG = 1
 
 
 class _Worker:
-    def __init__(self, conn: Connection, token: bytes, flush_interval: float) -> None:
+    def __init__(self, conn: Connection, token: bytes, flush_interval: float, display_fd: int) -> None:
         self.conn = conn
         self.token = token
         self.flush_interval = flush_interval
+        self.display_fd = display_fd
+        self._display_id = 0  # under _mark_lock
         self.jobs: queue.SimpleQueue[proc_messages.Exec | None] = queue.SimpleQueue()
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
         self.busy_cell: int | None = None
         # Both threads send on the one connection; a send must not interleave with another.
         self._send_lock = threading.Lock()
-        # Flush-then-write of a marker must not interleave with another marker's.
+        # Flush-then-write of a marker must not interleave with another marker's (nor a
+        # display frame and its marker with anything).
         self._mark_lock = threading.Lock()
         self._libc = _libc()
+        self.rich: RichOutput | None = None  # made in main(), once stdout is set up
 
     def send(self, msg: proc_messages.FromProc) -> None:
         with self._send_lock:
@@ -76,6 +85,19 @@ class _Worker:
             self.flush_output()
             _write_all(1, data)
             _write_all(2, data)
+
+    def display(self, payload: bytes) -> None:
+        """Show one bundle in its place: its frame on the display pipe, then its marker on
+        stdout behind everything written so far. Both are written whole: an interrupt that
+        comes meanwhile is raised after them (a torn frame would garble every later one)."""
+        with self._mark_lock:
+            self.flush_output()
+            self._display_id += 1
+            frame = displays.frame(self._display_id, payload)
+            marker = markers.encode(self.token, "D", self._display_id)
+            with _interrupts_deferred():
+                _write_all(self.display_fd, frame)
+                _write_all(1, marker)
 
     # --- control thread -------------------------------------------------------------------
     def control_loop(self) -> None:
@@ -131,7 +153,15 @@ class _Worker:
         self.send(proc_messages.started(cell))
         try:
             try:
-                has_value, value = _execute(job["code"], job["filename"], self.namespace)
+                try:
+                    if self.rich is not None:
+                        self.rich.pre_execute()
+                    has_value, value = _execute(job["code"], job["filename"], self.namespace)
+                    if has_value and self.rich is not None:
+                        self.rich.result(value)
+                finally:
+                    if self.rich is not None:
+                        self.rich.post_execute()  # figures the cell drew, also when it failed
                 reply = _pack(cell, value) if has_value else proc_messages.result(cell)
             except BaseException as exc:  # noqa: BLE001 - the user's error, whatever it is, is the result
                 text = _format_exception(exc)
@@ -152,6 +182,7 @@ def main(
     world_size: int,
     out_fd: int,
     err_fd: int,
+    display_fd: int,
     conn: Connection,
     token: bytes,
     flush_interval: float,
@@ -162,6 +193,7 @@ def main(
     os.dup2(err_fd, 2)
     os.close(out_fd)
     os.close(err_fd)
+    os.set_inheritable(display_fd, False)  # the proc's own: never a child's
     # Own process group: the kernel forwards SIGINT itself and can kill the proc's children.
     os.setpgid(0, 0)
     if die_with_parent:
@@ -183,7 +215,8 @@ def main(
     # The originals point at the same fds but were set up before them; keep one writer per fd.
     sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr  # type: ignore[misc]
     faulthandler.enable(file=sys.stderr)
-    proc = _Worker(conn, token, flush_interval)
+    proc = _Worker(conn, token, flush_interval, display_fd)
+    proc.rich = RichOutput(proc.display)
     proc.send(proc_messages.hello(os.getpid()))
     # The control thread serves flushes and heartbeats while the main thread runs cells.
     threading.Thread(target=proc.control_loop, name="ipylogfwd-proc-control", daemon=True).start()
@@ -229,6 +262,22 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """In the main thread, hold a SIGINT that arrives inside the block until its end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # KeyboardInterrupt is only ever raised in the main thread
+        return
+    came: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        if came:
+            signal.raise_signal(signal.SIGINT)
 
 
 def _libc() -> Any:

@@ -8,6 +8,12 @@ The text sinks prefix each line with the proc's rank. A partial line (released a
 or when its stream went quiet) is shown as it is; if the same rank continues it, the rest
 follows on the same line, and if another rank writes first, the partial line is ended so
 that ranks never share a line.
+
+A proc's display bundles (``display()``, rich results) are shown in order with its stdout
+text: a line with the rank (``[2] display:``, or ``[2] Out:`` for a cell's last expression),
+then, on IOPub, the bundle as a ``display_data`` message (an update as
+``update_display_data``), elsewhere its ``text/plain``. Bundles are not held to the text limit
+(a server counts only stream messages' bytes against its data rate) and never left out.
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ import sys
 import time
 from typing import Any, TextIO
 
-from ..pipeline.items import STDERR, STDOUT, STREAM_NAMES
+from ..pipeline.items import STDERR, STDOUT, STREAM_NAMES, Display
 from .elision import TEXT_BUDGET, Elided, TextBudget
 from .kernel import iopub_sync
 
 NOTE_INTERVAL = 1.0
+
+Entry = str | Display
+Part = str | tuple[int, Display]  # text to emit, or (rank, bundle) to display
 
 
 class TextSink:
@@ -31,7 +40,7 @@ class TextSink:
     """
 
     def __init__(self, budget: TextBudget | None = None, log_paths: dict[int, list[str]] | None = None) -> None:
-        self._batch: dict[int, list[tuple[int, str]]] = {STDOUT: [], STDERR: []}
+        self._batch: dict[int, list[tuple[int, Entry]]] = {STDOUT: [], STDERR: []}
         self._open: dict[int, int | None] = {STDOUT: None, STDERR: None}
         self._pending = 0
         self._budget = budget
@@ -60,17 +69,25 @@ class TextSink:
         self._batch[stream].append((rank, text))
         self._pending += len(text) + 8 * (text.count("\n") + 1)  # with "[rank] " prefixes
 
+    def display(self, rank: int, bundle: Display) -> None:
+        self._batch[bundle.stream].append((rank, bundle))
+
     def publish(self) -> None:
         if self._eliding and self._budget is not None and self._budget.recovered():
             self._resume()
+        out: dict[int, list[Part]]
         if not self._eliding and (self._budget is None or self._budget.take(self._pending)):
             out = {
-                stream: [self._format(rank, stream, text) for rank, text in batch]
+                stream: [part for rank, entry in batch for part in self._format_entry(rank, stream, entry)]
                 for stream, batch in self._batch.items()
             }
         else:
-            self._leave_out()
-            out = self._notes_if_due()
+            bundles = self._leave_out()
+            out = {STDOUT: [], STDERR: []}
+            for stream, notes in self._notes_if_due().items():
+                out[stream].extend(notes)
+            for stream, rank, bundle in bundles:
+                out[stream].extend(self._format_entry(rank, stream, bundle))
         self._clear()
         self._emit_all(out)
 
@@ -98,7 +115,25 @@ class TextSink:
     def _emit(self, name: str, text: str) -> None:
         raise NotImplementedError
 
+    def _emit_display(self, rank: int, bundle: Display) -> None:
+        """Show a bundle (after its label): here its text, rank-prefixed."""
+        if not bundle.update:
+            lines = bundle.text.splitlines() or [""]
+            self._emit(STREAM_NAMES[bundle.stream], "".join(f"[{rank}] {line}\n" for line in lines))
+
     # --- formatting --------------------------------------------------------------------------
+    def _format_entry(self, rank: int, stream: int, entry: Entry) -> list[Part]:
+        if isinstance(entry, str):
+            return [self._format(rank, stream, entry)]
+        if entry.update:
+            return [(rank, entry)]  # it replaces a bundle shown earlier, in place
+        parts: list[Part] = []
+        if self._open[stream] is not None:
+            parts.append("\n")
+            self._open[stream] = None
+        parts.append(f"[{rank}] {'Out' if entry.kind == 'result' else 'display'}:\n")
+        parts.append((rank, entry))
+        return parts
     def _format(self, rank: int, stream: int, text: str) -> str:
         """``text`` with each line prefixed by the rank; ranks never share a line."""
         prefix = f"[{rank}] "
@@ -118,22 +153,37 @@ class TextSink:
             batch.clear()
         self._pending = 0
 
-    def _emit_all(self, out: dict[int, list[str]]) -> None:
+    def _emit_all(self, out: dict[int, list[Part]] | dict[int, list[str]]) -> None:
         for stream, parts in out.items():
-            if parts:
-                self._emit(STREAM_NAMES[stream], "".join(parts))
+            text: list[str] = []
+            for part in parts:
+                if isinstance(part, str):
+                    text.append(part)
+                    continue
+                if text:
+                    self._emit(STREAM_NAMES[stream], "".join(text))
+                    text.clear()
+                self._emit_display(*part)
+            if text:
+                self._emit(STREAM_NAMES[stream], "".join(text))
 
     # --- leaving text out --------------------------------------------------------------------
-    def _leave_out(self) -> None:
+    def _leave_out(self) -> list[tuple[int, int, Display]]:
+        """Leave the batch's text out (counted); its bundles, which are never left out."""
         if not self._eliding:
             self._eliding = True
             self._last_note = self._clock()
+        bundles = []
         for stream, batch in self._batch.items():
-            for rank, text in batch:
+            for rank, entry in batch:
+                if not isinstance(entry, str):
+                    bundles.append((stream, rank, entry))
+                    continue
                 record = self._elided.get((rank, stream))
                 if record is None:
                     record = self._elided[(rank, stream)] = Elided()
-                record.add(text)
+                record.add(entry)
+        return bundles
 
     def _notes_if_due(self) -> dict[int, list[str]]:
         """Each proc's note, about once a second while text is left out."""
@@ -223,6 +273,13 @@ class IOPubTextSink(TextSink):
             parent=self.parent,
             ident=b"stream." + name.encode(),
         )
+
+    def _emit_display(self, rank: int, bundle: Display) -> None:
+        metadata = {**bundle.metadata, "ipylogfwd": {"rank": rank, "kind": bundle.kind}}
+        transient = {"display_id": bundle.display_id} if bundle.display_id else {}
+        msg_type = "update_display_data" if bundle.update else "display_data"
+        content = {"data": bundle.data, "metadata": metadata, "transient": transient}
+        self._session.send(self._socket, msg_type, content, parent=self.parent, ident=msg_type.encode())
 
     def sync(self, timeout: float) -> bool:
         return iopub_sync(self._socket, timeout)

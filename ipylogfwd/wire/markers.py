@@ -2,8 +2,10 @@
 
 A proc writes a marker on fd 1 and fd 2 to say "everything before this byte belongs before
 this event": a barrier served (``B``), the start of a cell's execution (``C``), the end of
-a cell's execution (``E``). The reader finds markers in the byte stream, wherever the
-read boundaries fall, and turns them into queue items behind the data that preceded them.
+a cell's execution (``E``), and, on stdout only, the place of a display bundle (``D``, whose
+value is the id of its frame on the proc's display pipe: see ``displays``). The reader finds
+markers in the byte stream, wherever the read boundaries fall, and turns them into queue
+items behind the data that preceded them.
 
 A marker is a fixed-length APC escape sequence (terminals ignore those), so a leaked marker
 is invisible on a terminal::
@@ -26,14 +28,14 @@ TOKEN_HEX = 32
 VALUE_HEX = 16
 MARKER_LEN = len(PREFIX) + TOKEN_HEX + 1 + 1 + 1 + VALUE_HEX + len(SUFFIX)
 
-MarkerKind = Literal["B", "C", "E"]
-KINDS: frozenset[str] = frozenset({"B", "C", "E"})
+MarkerKind = Literal["B", "C", "D", "E"]
+KINDS: frozenset[str] = frozenset({"B", "C", "D", "E"})
 _HEX_DIGITS = b"0123456789abcdef"
 
 
 @dataclass(frozen=True, slots=True)
 class Marker:
-    """A marker found in a stream: its kind and its value (barrier version or cell id)."""
+    """A marker found in a stream: its kind and its value (barrier version, cell id or display id)."""
 
     kind: MarkerKind
     value: int
