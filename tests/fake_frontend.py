@@ -2,8 +2,9 @@
 
 It is a ``KernelDriver`` whose IOPub is read by a background thread (like a browser, it keeps
 listening while a cell runs). For every ``ProcModel`` widget the kernel opens it keeps a
-model: its synced state and the lines its custom messages carry, applied by the protocol
-(lines, barrier, replay). Views say ``hello`` and ``ack`` the way the real view does, over the
+model: its synced state and the lines and display bundles its custom messages carry, applied
+by the protocol (lines, barrier, replay) the way the real store does (a bundle is an entry of
+its own among the lines, ending stdout's partial line; an update replaces its bundle in place). Views say ``hello`` and ``ack`` the way the real view does, over the
 route in the model's ``ack_route`` trait, from a second client connection:
 
 * ``comm``: a comm of target ``ipylogfwd.acks`` opened on a subshell of its own, so the
@@ -23,14 +24,16 @@ from typing import Any
 from jupyter_client.session import Session
 from kernel_driver import KernelDriver
 
-PROTOCOL = 1
+from ipylogfwd.wire.view_messages import DISPLAY, VIEW_PROTOCOL_VERSION
+
+PROTOCOL = VIEW_PROTOCOL_VERSION
 
 
 @dataclass
 class FakeModel:
     model_id: str
     state: dict[str, Any]
-    lines: list[tuple[int, str]] = field(default_factory=list)  # (stream, text without "\n")
+    lines: list[tuple[int, Any]] = field(default_factory=list)  # (stream, text without "\n") or (DISPLAY, bundle)
     open_line: dict[int, int] = field(default_factory=dict)  # stream -> index of its partial line
     dropped: int = 0
     seq: int = 0
@@ -41,6 +44,14 @@ class FakeModel:
 
     def stream_lines(self, stream: int) -> list[str]:
         return [t for s, t in self.lines if s == stream]
+
+    def displays(self) -> list[dict[str, Any]]:
+        """The bundles shown, in order."""
+        return [b for s, b in self.lines if s == DISPLAY]
+
+    def stdout_and_displays(self) -> list[str]:
+        """stdout lines and bundles in the order shown; a bundle as ``<kind: mime types>``."""
+        return [t if s == 1 else f"<{t['kind']}: {', '.join(sorted(t['data']))}>" for s, t in self.lines if s != 2]
 
     def apply(self, msg: dict[str, Any]) -> None:
         self.messages.append(msg)
@@ -53,8 +64,20 @@ class FakeModel:
         self.seq = msg["seq"]
         if msg["type"] in ("lines", "replay"):
             for stream, text in msg["chunks"]:
-                self._add(stream, text)
+                if stream == DISPLAY:
+                    self._add_display(text)
+                else:
+                    self._add(stream, text)
             self._cap()
+
+    def _add_display(self, bundle: dict[str, Any]) -> None:
+        if bundle["update"]:
+            for i, (s, old) in enumerate(self.lines):
+                if s == DISPLAY and old["display_id"] == bundle["display_id"]:
+                    self.lines[i] = (DISPLAY, {**bundle, "update": False})
+            return
+        self.open_line.pop(1, None)  # a bundle ends stdout's partial line
+        self.lines.append((DISPLAY, bundle))
 
     def _cap(self) -> None:
         """Keep the last max_lines lines, counting the rest as dropped (as the real view does)."""

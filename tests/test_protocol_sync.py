@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import types
 import typing
 from pathlib import Path
 
@@ -25,6 +26,8 @@ MESSAGES = {
     "Ack": view_messages.Ack,
     "Bye": view_messages.Bye,
 }
+# Not messages themselves but carried in them: checked field by field like the messages.
+CARRIED = {"DisplayData": view_messages.DisplayData}
 UNIONS = {"ToView": ("Lines", "BarrierMsg", "Replay"), "FromView": ("Hello", "Ack", "Bye")}
 
 
@@ -72,12 +75,18 @@ def expected_ts_type(py_type: object) -> str | None:
     """The TypeScript spelling messages.ts must use for a field of this Python type, if fixed."""
     origin = typing.get_origin(py_type)
     if origin is typing.Literal:
-        (value,) = typing.get_args(py_type)
-        return f"'{value}'"
+        return " | ".join(f"'{value}'" for value in typing.get_args(py_type))
+    if py_type is bool:
+        return "boolean"
     if py_type is int:
         return "number"
     if py_type is str:
         return "string"
+    if origin in (typing.Union, types.UnionType):
+        parts = [expected_ts_type(arg) if arg is not type(None) else "null" for arg in typing.get_args(py_type)]
+        return None if None in parts else " | ".join(parts)  # type: ignore[arg-type]
+    if origin is dict and typing.get_args(py_type)[0] is str:
+        return "ReadonlyJSONObject"  # JSON from the kernel: mime data, metadata
     return None
 
 
@@ -90,6 +99,7 @@ def test_constants(src: str) -> None:
     assert ts_const(src, "PROTOCOL_VERSION") == view_messages.VIEW_PROTOCOL_VERSION
     assert ts_const(src, "ACK_TARGET") == view_messages.ACK_TARGET
     assert ts_const(src, "CONTROL_MSG_TYPE") == view_messages.CONTROL_MSG_TYPE
+    assert ts_const(src, "DISPLAY") == view_messages.DISPLAY
 
 
 def test_type_tags(src: str) -> None:
@@ -109,7 +119,7 @@ def test_unions(src: str) -> None:
 
 def test_message_fields(src: str) -> None:
     interfaces = ts_interfaces(src)
-    for name, cls in MESSAGES.items():
+    for name, cls in {**MESSAGES, **CARRIED}.items():
         assert name in interfaces, f"messages.ts has no interface {name}"
         hints = typing.get_type_hints(cls)
         fields = interfaces[name]
@@ -134,6 +144,16 @@ def test_builders_make_what_the_interfaces_say() -> None:
     for name, msg in made.items():
         assert list(msg) == list(typing.get_type_hints(MESSAGES[name]))
         assert msg["protocol"] == view_messages.VIEW_PROTOCOL_VERSION
+    bundle = view_messages.display_data("display", {"text/html": "<b>x</b>"}, {}, None, False)
+    assert list(bundle) == list(typing.get_type_hints(view_messages.DisplayData))
+
+
+def test_the_display_chunk_is_what_messages_ts_says(src: str) -> None:
+    """A bundle rides in `lines`/`replay` chunks as [DISPLAY, DisplayData]."""
+    assert re.search(r"export\s+type\s+DisplayChunk\s*=\s*\[typeof DISPLAY, DisplayData\];", src)
+    assert ts_union(src, "Piece") == ("Chunk", "DisplayChunk")
+    fields = ts_interfaces(src)
+    assert fields["Lines"]["chunks"] == fields["Replay"]["chunks"] == "Piece[]"
 
 
 def test_package_json() -> None:

@@ -2,7 +2,9 @@
 what all widgets of a kernel send.
 
 A ``Tail`` keeps at most about ``limit`` lines and ``max_chars`` characters of one proc's
-text, counting what it dropped, so memory stays bounded however much a proc prints. The
+text, and ``max_display_bytes`` of its display bundles (always the newest one: a bundle is at
+most ``wire.displays.BUNDLE_CAP``), counting what it dropped, so memory stays bounded however
+much a proc prints or displays. The
 ``MessageBudget`` is a set of token buckets shared by every widget: messages per second (the
 server's IOPub rate limit counts them), lines and characters per second (what the page must
 render).
@@ -16,8 +18,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..wire.displays import BUNDLE_CAP
+from ..wire.view_messages import DISPLAY
+
 DEFAULT_MAX_LINES = 2000
 DEFAULT_MAX_CHARS = 1 << 20
+DEFAULT_MAX_DISPLAY_BYTES = BUNDLE_CAP
 
 
 class MessageBudget:
@@ -64,15 +70,20 @@ BUDGET = MessageBudget()
 
 @dataclass
 class Tail:
-    """Chunks of text holding at most about ``limit`` lines and ``max_chars`` characters,
-    and how many lines were dropped."""
+    """Chunks of output holding at most about ``limit`` lines, ``max_chars`` characters of
+    text and ``max_display_bytes`` bytes of bundles (but always the newest bundle), and how
+    many lines were dropped. A bundle is a chunk ``[DISPLAY, piece, size]`` and counts as one
+    line; what is dropped is always the oldest, so the tail stays the newest stretch of output."""
 
     limit: int
     max_chars: int = DEFAULT_MAX_CHARS
-    chunks: deque[list[Any]] = field(default_factory=deque)  # [stream, text]
+    max_display_bytes: int = DEFAULT_MAX_DISPLAY_BYTES
+    chunks: deque[list[Any]] = field(default_factory=deque)  # [stream, text] or [DISPLAY, piece, size]
     lines: int = 0
     chars: int = 0
     dropped: int = 0
+    displays: int = 0
+    display_bytes: int = 0
 
     def add(self, stream: int, text: str, newlines: int) -> None:
         if self.chunks and self.chunks[-1][0] == stream and not self.chunks[-1][1].endswith("\n"):
@@ -84,14 +95,56 @@ class Tail:
         if self.lines > 2 * self.limit or self.chars > 2 * self.max_chars:
             self.trim()
 
+    def add_display(self, piece: dict[str, Any], size: int, *, keep_orphan_update: bool = True) -> None:
+        """Add a bundle. An update of a bundle still held replaces it in place; one whose
+        bundle is gone is kept only with ``keep_orphan_update`` (the view may still show it)."""
+        if piece.get("update") and piece.get("display_id"):
+            for chunk in reversed(self.chunks):
+                if chunk[0] == DISPLAY and chunk[1].get("display_id") == piece["display_id"]:
+                    chunk[1] = {**piece, "update": chunk[1].get("update", False)}
+                    self.display_bytes += size - chunk[2]
+                    chunk[2] = size
+                    return
+            if not keep_orphan_update:
+                return
+        self.chunks.append([DISPLAY, piece, size])
+        self.lines += 1
+        self.displays += 1
+        self.display_bytes += size
+        if self.lines > 2 * self.limit or self.display_bytes > self.max_display_bytes:
+            self.trim()
+
     def trim(self) -> None:
-        """Drop the oldest whole lines until at most ``limit`` lines and about ``max_chars``
-        characters remain (one line longer than that keeps only its end)."""
+        """Drop the oldest whole lines until at most ``limit`` lines, about ``max_chars``
+        characters (one line longer than that keeps only its end) and ``max_display_bytes``
+        of bundles (or the newest bundle alone) remain."""
         self._trim_lines()
         self._trim_chars()
+        self._trim_displays()
+
+    def _drop_first(self) -> None:
+        chunk = self.chunks.popleft()
+        if chunk[0] == DISPLAY:
+            n = 1
+            self.displays -= 1
+            self.display_bytes -= chunk[2]
+        else:
+            n = chunk[1].count("\n")
+            self.chars -= len(chunk[1])
+        self.lines -= n
+        self.dropped += n
+
+    def _trim_displays(self) -> None:
+        while self.display_bytes > self.max_display_bytes and self.displays > 1:
+            while self.chunks[0][0] != DISPLAY:
+                self._drop_first()
+            self._drop_first()
 
     def _trim_chars(self) -> None:
         while self.chars > self.max_chars and self.chunks:
+            if self.chunks[0][0] == DISPLAY:
+                self._drop_first()
+                continue
             _, text = self.chunks[0]
             over = self.chars - self.max_chars
             # Whole lines from the front, through the first newline at or past the excess.
@@ -108,11 +161,7 @@ class Tail:
                 continue
             if len(self.chunks) > 1:
                 # The chunk is one line's end (or a partial line): it goes whole.
-                n = text.count("\n")
-                self.chunks.popleft()
-                self.lines -= n
-                self.dropped += n
-                self.chars -= len(text)
+                self._drop_first()
                 continue
             # One line longer than the budget (a huge line, a long run of \r redraws): keep its
             # end, from a \r where there is one, so a redrawn line still shows its last state.
@@ -129,16 +178,15 @@ class Tail:
     def _trim_lines(self) -> None:
         excess = self.lines - self.limit
         while excess > 0 and self.chunks:
-            _, text = self.chunks[0]
+            if self.chunks[0][0] == DISPLAY:
+                self._drop_first()
+                excess -= 1
+                continue
+            text = self.chunks[0][1]
             n = text.count("\n")
             if n <= excess:
-                self.chunks.popleft()
+                self._drop_first()
                 excess -= n
-                self.lines -= n
-                self.dropped += n
-                self.chars -= len(text)
-                if n == 0:
-                    continue
             else:
                 cut = -1
                 for _ in range(excess):
@@ -152,5 +200,5 @@ class Tail:
     def take(self) -> tuple[int, list[list[Any]]]:
         chunks, dropped = list(self.chunks), self.dropped
         self.chunks.clear()
-        self.lines = self.chars = self.dropped = 0
+        self.lines = self.chars = self.dropped = self.displays = self.display_bytes = 0
         return dropped, chunks

@@ -8,6 +8,11 @@ the page is overrun however many procs print. What is held back is bounded: past
 ``max_lines`` lines per proc, the oldest are dropped from the view (they are in the log file)
 and counted in the next message's ``dropped``.
 
+A proc's display bundles go into the same messages, in order with its text (a chunk of their
+own, see ``wire.view_messages``); the view renders them with JupyterLab's rendermime. They
+count as lines, and their bytes against the budget's characters; held back and kept, they are
+bounded too (``tails.Tail``).
+
 Each widget also keeps a bounded backlog (the last ``max_lines`` lines) so that a view of a
 reloaded page, or any view whose model asks, can be replayed to the current state in order.
 
@@ -24,9 +29,9 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
-from ..pipeline.items import STDERR, STDOUT
+from ..pipeline.items import STDERR, STDOUT, Display
 from ..wire import view_messages
 from .acks import AckHub
 from .kernel import iopub_sync
@@ -107,6 +112,12 @@ class WidgetSink:
         self.counts[rank][stream] += newlines
         self._pending_chars += len(text)
 
+    def display(self, rank: int, bundle: Display) -> None:
+        kind: Literal["display", "result"] = "result" if bundle.kind == "result" else "display"
+        piece = view_messages.display_data(kind, bundle.data, bundle.metadata, bundle.display_id, bundle.update)
+        self._pending[rank].add_display(dict(piece), bundle.size)
+        self._pending_chars += bundle.size
+
     def publish(self) -> None:
         if self._closed:
             return
@@ -117,9 +128,9 @@ class WidgetSink:
                 break
             self._send_replay(rank)
         for rank, tail in self._pending.items():
-            if (tail.chunks or tail.dropped) and self._budget.take(tail.lines, tail.chars):
+            if (tail.chunks or tail.dropped) and self._budget.take(tail.lines, tail.chars + tail.display_bytes):
                 self._send_lines(rank)
-        self._pending_chars = sum(len(c[1]) for t in self._pending.values() for c in t.chunks)
+        self._pending_chars = sum(t.chars + t.display_bytes for t in self._pending.values())
 
     def settle(self, rank: int, stream: int) -> bool:
         return False  # held text goes out with the barrier itself, on the same comm
@@ -180,16 +191,19 @@ class WidgetSink:
         dropped, chunks = tail.take()
         backlog = self._backlog[rank]
         backlog.dropped += dropped
-        for stream, text in chunks:
-            backlog.add(stream, text, text.count("\n"))
+        for chunk in chunks:
+            if chunk[0] == view_messages.DISPLAY:
+                backlog.add_display(chunk[1], chunk[2], keep_orphan_update=False)
+            else:
+                backlog.add(chunk[0], chunk[1], chunk[1].count("\n"))
         backlog.trim()
         self._seq[rank] += 1
-        self.widgets[rank].send(view_messages.lines(self._seq[rank], dropped, [(s, t) for s, t in chunks]))
+        self.widgets[rank].send(view_messages.lines(self._seq[rank], dropped, [(c[0], c[1]) for c in chunks]))
 
     def _send_replay(self, rank: int) -> None:
         backlog = self._backlog[rank]
         self._seq[rank] += 1
-        chunks = [(s, t) for s, t in backlog.chunks]
+        chunks = [(c[0], c[1]) for c in backlog.chunks]
         self.widgets[rank].send(view_messages.replay(self._seq[rank], backlog.dropped, chunks))
 
     def _on_hello(self, model_id: str, seq: int) -> None:

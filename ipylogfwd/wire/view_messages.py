@@ -3,11 +3,15 @@
 
 Kernel -> view, as custom messages on each ``ProcWidget``'s own comm, in order:
 
-* ``lines``   text for the view to append, per stream, coalesced; ``dropped`` lines that were
-              not sent (the view's "N earlier lines not shown" grows by it);
+* ``lines``   output for the view to append, in order: chunks of text per stream, coalesced,
+              and display bundles (a chunk ``[DISPLAY, DisplayData]``: the view renders it
+              with JupyterLab's rendermime, untrusted, in its place among the lines; an
+              ``update`` re-renders the bundle of its ``display_id`` where it is); ``dropped``
+              lines that were not sent (the view's "N earlier lines not shown" grows by it);
 * ``barrier`` everything before this message is sent: once it is in the DOM, ack ``version``;
-* ``replay``  the kernel's bounded backlog: the view replaces what it shows with it (a late,
-              second or reloaded view catching up), then continues with ``seq + 1``.
+* ``replay``  the kernel's bounded backlog (text and bundles): the view replaces what it shows
+              with it (a late, second or reloaded view catching up), then continues with
+              ``seq + 1``.
 
 Every message carries ``seq``, the widget's message counter, so a model that replays can
 ignore what it already has.
@@ -25,14 +29,29 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
-VIEW_PROTOCOL_VERSION = 1
+VIEW_PROTOCOL_VERSION = 2
 ACK_TARGET = "ipylogfwd.acks"
 CONTROL_MSG_TYPE = "ipylogfwd_ack"
 MODULE_NAME = "ipylogfwd"
 MODULE_VERSION = "^0.1.0"
 
 Stream = Literal[1, 2]
-Chunk = tuple[int, str]  # (stream: 1 stdout / 2 stderr, text; may end without "\n")
+DISPLAY = 0
+"""The first element of a chunk that carries a display bundle instead of text."""
+
+
+class DisplayData(TypedDict):
+    """A proc's mime bundle, as a view gets it (see ``wire.displays``)."""
+
+    kind: Literal["display", "result"]
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    display_id: str | None
+    update: bool
+
+
+Chunk = tuple[int, str | DisplayData]
+"""(1 stdout / 2 stderr, text: may end without "\n"), or (DISPLAY, bundle)."""
 
 
 class Lines(TypedDict):
@@ -102,6 +121,16 @@ def lines(seq: int, dropped: int, chunks: list[Chunk]) -> Lines:
         "dropped": dropped,
         "chunks": [list(c) for c in chunks],
     }
+
+
+def display_data(
+    kind: Literal["display", "result"],
+    data: dict[str, Any],
+    metadata: dict[str, Any],
+    display_id: str | None,
+    update: bool,
+) -> DisplayData:
+    return {"kind": kind, "data": data, "metadata": metadata, "display_id": display_id, "update": update}
 
 
 def barrier(seq: int, version: int) -> BarrierMsg:

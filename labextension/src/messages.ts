@@ -1,17 +1,20 @@
 /**
- * Messages between the kernel and the proc views, mirroring `ipylogfwd/protocol.py`
+ * Messages between the kernel and the proc views, mirroring `ipylogfwd/wire/view_messages.py`
  * (tests/test_protocol_sync.py parses this file and checks the two agree: keep each
  * interface one field per line, `name: type;`).
  *
  * Kernel -> view, as custom messages on each ProcWidget's own comm, in order:
- * `lines` (text to append, per stream; `dropped` lines that were never sent), `barrier`
+ * `lines` (output to append, in order: text per stream, and display bundles as chunks
+ * `[DISPLAY, DisplayData]`; `dropped` lines that were never sent), `barrier`
  * (ack `version` once everything before it is in the DOM), `replay` (the kernel's bounded
  * backlog: replace what is shown, continue after its `seq`).
  *
  * View -> kernel, on the acknowledgement channel (see acks.ts): `hello`, `ack`, `bye`.
  */
 
-export const PROTOCOL_VERSION = 1;
+import type { ReadonlyJSONObject } from '@lumino/coreutils';
+
+export const PROTOCOL_VERSION = 2;
 export const ACK_TARGET = 'ipylogfwd.acks';
 export const CONTROL_MSG_TYPE = 'ipylogfwd_ack';
 
@@ -20,8 +23,30 @@ export type Stream = 1 | 2;
 export const STDOUT: Stream = 1;
 export const STDERR: Stream = 2;
 
+/** The first element of a chunk that carries a display bundle instead of text. */
+export const DISPLAY = 0;
+
 /** [stream, text]; the text may end without "\n" (a partial line, continued later). */
 export type Chunk = [Stream, string];
+
+/**
+ * A proc's mime bundle (`display()`, or the rich form of a cell's last expression): rendered
+ * with JupyterLab's rendermime, untrusted. An `update` re-renders the bundle of its
+ * `display_id` in place.
+ */
+export interface DisplayData {
+  kind: 'display' | 'result';
+  data: ReadonlyJSONObject;
+  metadata: ReadonlyJSONObject;
+  display_id: string | null;
+  update: boolean;
+}
+
+/** A display bundle in its place among the text chunks. */
+export type DisplayChunk = [typeof DISPLAY, DisplayData];
+
+/** What `lines` and `replay` carry, in order. */
+export type Piece = Chunk | DisplayChunk;
 
 // --- kernel -> view -------------------------------------------------------------------
 
@@ -30,7 +55,7 @@ export interface Lines {
   type: 'lines';
   seq: number;
   dropped: number;
-  chunks: Chunk[];
+  chunks: Piece[];
 }
 
 export interface BarrierMsg {
@@ -45,7 +70,7 @@ export interface Replay {
   type: 'replay';
   seq: number;
   dropped: number;
-  chunks: Chunk[];
+  chunks: Piece[];
 }
 
 export type ToView = Lines | BarrierMsg | Replay;
@@ -101,8 +126,24 @@ export function isChunk(value: unknown): value is Chunk {
   return Array.isArray(value) && value.length === 2 && isStream(value[0]) && typeof value[1] === 'string';
 }
 
-function isChunks(value: unknown): value is Chunk[] {
-  return Array.isArray(value) && value.every(isChunk);
+export function isDisplayData(value: unknown): value is DisplayData {
+  return (
+    isRecord(value) &&
+    (value.kind === 'display' || value.kind === 'result') &&
+    isRecord(value.data) &&
+    Object.keys(value.data).length > 0 &&
+    isRecord(value.metadata) &&
+    (value.display_id === null || typeof value.display_id === 'string') &&
+    typeof value.update === 'boolean'
+  );
+}
+
+export function isDisplayChunk(value: unknown): value is DisplayChunk {
+  return Array.isArray(value) && value.length === 2 && value[0] === DISPLAY && isDisplayData(value[1]);
+}
+
+function isChunks(value: unknown): value is Piece[] {
+  return Array.isArray(value) && value.every(c => isChunk(c) || isDisplayChunk(c));
 }
 
 export function isLines(value: Record<string, unknown>): value is Record<string, unknown> & Lines {

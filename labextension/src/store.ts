@@ -9,6 +9,12 @@
  * moves back one character. A line longer than MAX_LINE_CHARS is wrapped into a new line
  * (keeps each update bounded).
  *
+ * A display bundle is a line of its own (`display`), in its place among stdout's lines: it ends
+ * stdout's open line, and stdout text after it starts a new line. An update of a bundle the
+ * store still holds replaces it in place (reported as changed); one of a bundle no longer held
+ * is dropped. Bundles are bounded too: past MAX_STORE_DISPLAY_CHARS, lines leave from the
+ * front until they fit again (the newest bundle always stays).
+ *
  * Every change is reported as a Delta (lines removed from the front, open lines changed in
  * place, lines added at the end), so that views update in O(batch) and never re-render the
  * whole tail; lines added and evicted within the same batch are never reported. Lines have
@@ -17,7 +23,8 @@
  */
 
 import { AnsiDecoder, Run, Style, TextSink } from './ansi';
-import { Chunk, Stream, STDERR, STDOUT } from './messages';
+import { DISPLAY, DisplayData, Piece, Stream, STDERR, STDOUT } from './messages';
+import { capDisplay, displaySize, MAX_STORE_DISPLAY_CHARS } from './rich';
 
 export const MAX_LINE_CHARS = 8192;
 
@@ -27,6 +34,9 @@ export class StoredLine {
   /** Still written to by its stream (a partial line). */
   open = true;
   evicted = false;
+  /** A display bundle instead of text (never open), and its size in characters. */
+  display: DisplayData | null = null;
+  displaySize = 0;
 
   constructor(
     readonly id: number,
@@ -181,14 +191,20 @@ export class LineStore {
   private evicted = 0;
   /** Lines the kernel did not send (sum of `dropped`) since the last replace. */
   private dropped = 0;
+  /** Display lines held, by display id (bundles that can be updated). */
+  private displayIds = new Map<string, StoredLine>();
+  private displays = 0;
+  private displayChars = 0;
+  private readonly maxDisplayChars: number;
   // Per batch:
   private firstNewId = 1;
   private oldLeft = 0;
   private oldRemoved = 0;
   private readonly changed = new Set<StoredLine>();
 
-  constructor(maxLines: number) {
+  constructor(maxLines: number, maxDisplayChars: number = MAX_STORE_DISPLAY_CHARS) {
     this.max = Math.max(1, Math.floor(maxLines));
+    this.maxDisplayChars = maxDisplayChars;
     this.writers = { 1: new StreamWriter(this, STDOUT), 2: new StreamWriter(this, STDERR) };
   }
 
@@ -230,16 +246,25 @@ export class LineStore {
     return start < end ? this.lines.slice(start, end) : [];
   }
 
+  /** Bundle characters held. */
+  get displayCharsHeld(): number {
+    return this.displayChars;
+  }
+
   /** Append a batch of chunks (a `lines` message). */
-  apply(chunks: readonly Chunk[], dropped: number): Delta {
+  apply(chunks: readonly Piece[], dropped: number): Delta {
     this.firstNewId = this.nextId;
     this.oldLeft = this.size;
     this.oldRemoved = 0;
     this.changed.clear();
     this.dropped += Math.max(0, dropped);
-    for (const [stream, text] of chunks) {
-      const w = this.writers[stream];
-      w.decoder.decode(text, w);
+    for (const chunk of chunks) {
+      if (chunk[0] === DISPLAY) {
+        this.addDisplay(chunk[1]);
+        continue;
+      }
+      const w = this.writers[chunk[0]];
+      w.decoder.decode(chunk[1], w);
     }
     const newCount = this.nextId - this.firstNewId;
     const added = this.lines.slice(Math.max(this.head, this.lines.length - newCount));
@@ -255,11 +280,14 @@ export class LineStore {
   }
 
   /** Replace everything with a replay: its chunks, and `dropped` lines before them. */
-  replace(chunks: readonly Chunk[], dropped: number): void {
+  replace(chunks: readonly Piece[], dropped: number): void {
     this.lines = [];
     this.head = 0;
     this.evicted = 0;
     this.dropped = 0;
+    this.displayIds.clear();
+    this.displays = 0;
+    this.displayChars = 0;
     this.writers[STDOUT].reset();
     this.writers[STDERR].reset();
     this.apply(chunks, dropped);
@@ -275,6 +303,42 @@ export class LineStore {
     }
     this.compact();
     return this.oldRemoved;
+  }
+
+  private addDisplay(piece: DisplayData): void {
+    const size = displaySize(piece);
+    const d = capDisplay(piece, size);
+    const chars = d === piece ? size : displaySize(d);
+    if (d.update) {
+      const line = d.display_id === null ? undefined : this.displayIds.get(d.display_id);
+      if (line !== undefined && !line.evicted) {
+        // Shown in place of the bundle it updates.
+        line.display = { ...d, update: false };
+        this.displayChars += chars - line.displaySize;
+        line.displaySize = chars;
+        this.touched(line);
+        this.trimDisplays();
+      }
+      return; // an update of a bundle no longer held has nothing to update
+    }
+    this.writers[STDOUT].close(); // a bundle ends stdout's open line
+    const line = this.newLine(STDOUT);
+    line.open = false;
+    line.display = d;
+    line.displaySize = chars;
+    this.displays++;
+    this.displayChars += chars;
+    if (d.display_id !== null) {
+      this.displayIds.set(d.display_id, line);
+    }
+    this.trimDisplays();
+  }
+
+  /** Evict from the front until the bundles fit (the newest one always stays). */
+  private trimDisplays(): void {
+    while (this.displayChars > this.maxDisplayChars && this.displays > 1) {
+      this.evictOne();
+    }
   }
 
   // --- for StreamWriter -------------------------------------------------------------------
@@ -299,6 +363,13 @@ export class LineStore {
     this.head++;
     line.evicted = true;
     this.evicted++;
+    if (line.display !== null) {
+      this.displays--;
+      this.displayChars -= line.displaySize;
+      if (line.display.display_id !== null && this.displayIds.get(line.display.display_id) === line) {
+        this.displayIds.delete(line.display.display_id);
+      }
+    }
     if (this.oldLeft > 0) {
       this.oldLeft--;
       this.oldRemoved++;

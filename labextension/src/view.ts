@@ -9,7 +9,8 @@
  * updates the (at most two) open partial lines in place and appends lines in blocks; lines
  * the store evicted before their turn are never created, and the DOM never holds more than
  * `max_lines` lines. A view far behind jumps to the newest lines and prepends the others
- * later. Barriers are acked once the DOM shows what came before them. Nothing
+ * later. A display bundle is a line rendered by JupyterLab's rendermime, untrusted (render.ts).
+ * Barriers are acked once the DOM shows what came before them, bundles rendered. Nothing
  * here reads layout while writing; following the output (scrolling to the bottom) happens
  * after layout (Followers).
  */
@@ -23,6 +24,7 @@ import { Mirror } from './mirror';
 import { ProcModel, StoreView } from './model';
 import { PacedTask, pagePacer } from './pacer';
 import { NewLines } from './rate';
+import { DisplayElements } from './render';
 import { StoredLine } from './store';
 
 /**
@@ -164,6 +166,8 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   private mirror!: Mirror;
   /** Elements of lines still open in the store (partial lines that may change). */
   private openEls!: Map<number, HTMLElement>;
+  /** Elements of display bundles, and their renderings. */
+  private displays!: DisplayElements;
   private hiddenText!: string;
   private follow!: boolean;
   /** Whether new output scrolls the body to the bottom (also shown as data-follow). */
@@ -195,6 +199,7 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   render(): void {
     this.mirror = new Mirror(this.model.lines);
     this.openEls = new Map();
+    this.displays = new DisplayElements();
     this.hiddenText = '';
     this.follow = false;
     this.dragging = false;
@@ -292,7 +297,7 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
 
   barrier(version: number): void {
     if (this.mirror.barrier(version)) {
-      this.model.acknowledge(this, version);
+      this.acknowledge(version);
     } else {
       pacer.add(this);
     }
@@ -312,6 +317,7 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
     if (start.clear) {
       this.linesEl.replaceChildren();
       this.openEls.clear();
+      this.displays.clear();
     }
     if (start.remove > 0) {
       this.removeFirst(start.remove);
@@ -323,7 +329,12 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
         }
       }
     }
+    this.displays.forgetBefore(this.mirror.first);
     for (const line of start.changed) {
+      if (line.display !== null) {
+        this.displays.update(line.id, line.display); // an update of the bundle
+        continue;
+      }
       const el = this.openEls.get(line.id);
       if (el !== undefined) {
         renderRuns(el, line.runs);
@@ -336,9 +347,14 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
     const backfillDone = this.backfillUntil(deadline, appended);
     this.updateHidden();
     for (const version of this.mirror.acked()) {
-      this.model.acknowledge(this, version);
+      this.acknowledge(version);
     }
     return this.mirror.current && backfillDone;
+  }
+
+  /** The DOM shows everything before barrier `version`: ack once its bundles are rendered. */
+  private acknowledge(version: number): void {
+    this.displays.afterRenders(() => this.model.acknowledge(this, version));
   }
 
   /** Append blocks of the next lines until `deadline` (at least one); how many lines. */
@@ -407,6 +423,9 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   // --- lines ------------------------------------------------------------------------------
 
   private lineElement(line: StoredLine): HTMLElement {
+    if (line.display !== null) {
+      return this.displays.create(line.id, line.display);
+    }
     const el = newLineElement(line.stream);
     renderRuns(el, line.runs);
     if (line.open) {

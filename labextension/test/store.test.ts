@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { AnsiDecoder, PLAIN, Style, TextSink } from '../src/ansi';
-import { Chunk, parseToView } from '../src/messages';
+import { Chunk, parseToView, PROTOCOL_VERSION } from '../src/messages';
 import { LineStore, MAX_LINE_CHARS, StoredLine } from '../src/store';
 
 type Event = ['text', string, Style] | ['nl'] | ['cr'] | ['bs'];
@@ -179,18 +179,18 @@ test('blank lines are lines', () => {
 
 test('parseToView accepts the protocol and reports the rest', () => {
   const chunks: Chunk[] = [[1, 'x']];
-  assert.ok(parseToView({ protocol: 1, type: 'lines', seq: 1, dropped: 0, chunks }).ok);
-  assert.ok(parseToView({ protocol: 1, type: 'barrier', seq: 2, version: 3 }).ok);
-  assert.ok(parseToView({ protocol: 1, type: 'replay', seq: 2, dropped: 0, chunks: [] }).ok);
+  assert.ok(parseToView({ protocol: PROTOCOL_VERSION, type: 'lines', seq: 1, dropped: 0, chunks }).ok);
+  assert.ok(parseToView({ protocol: PROTOCOL_VERSION, type: 'barrier', seq: 2, version: 3 }).ok);
+  assert.ok(parseToView({ protocol: PROTOCOL_VERSION, type: 'replay', seq: 2, dropped: 0, chunks: [] }).ok);
   const bad = [
-    parseToView({ protocol: 2, type: 'lines', seq: 1, dropped: 0, chunks }),
-    parseToView({ protocol: 1, type: 'paint', seq: 1 }),
-    parseToView({ protocol: 1, type: 'lines', seq: 1, dropped: 0, chunks: [[3, 'x']] }),
+    parseToView({ protocol: PROTOCOL_VERSION - 1, type: 'lines', seq: 1, dropped: 0, chunks }),
+    parseToView({ protocol: PROTOCOL_VERSION, type: 'paint', seq: 1 }),
+    parseToView({ protocol: PROTOCOL_VERSION, type: 'lines', seq: 1, dropped: 0, chunks: [[3, 'x']] }),
     parseToView('lines')
   ];
   for (const p of bad) {
     assert.equal(p.ok, false);
   }
-  const unknown = parseToView({ protocol: 1, type: 'paint', seq: 1 });
+  const unknown = parseToView({ protocol: PROTOCOL_VERSION, type: 'paint', seq: 1 });
   assert.ok(!unknown.ok && unknown.error.includes('unknown message type "paint"'));
 });
