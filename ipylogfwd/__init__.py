@@ -19,6 +19,7 @@ from .errors import (
     ProcsError,
     ProcStartError,
     ProcTimeoutError,
+    TransferError,
     UsageError,
 )
 from .group import Execution, GroupStatus, ProcGroup, ProcStatus, parse_targets
@@ -42,6 +43,7 @@ __all__ = [
     "ProcTimeoutError",
     "ProcsBusyError",
     "ProcsError",
+    "TransferError",
     "UsageError",
     "alogflush",
     "current_group",

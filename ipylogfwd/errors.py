@@ -62,3 +62,30 @@ class FlushWarning(UserWarning):
 class LogFileWarning(UserWarning):
     """A proc's log file could not be written (directory unwritable, disk full): the file stops
     there, and forwarding to the notebook goes on."""
+
+
+class TransferError(IpylogfwdError):
+    """Values could not be moved between the kernel and the procs (``push``, ``pull``,
+    ``scatter``, ``gather``): an object that cannot be pickled or unpickled, or a name a proc
+    does not have. ``errors`` maps rank -> what went wrong there, naming the object; ``kernel``
+    says what went wrong in the kernel before anything was sent."""
+
+    def __init__(self, what: str, errors: dict[int, str], kernel: str = "") -> None:
+        self.errors = errors
+        self.kernel = kernel
+        if kernel:
+            lines = [f"{what} failed in the kernel, nothing was sent: {kernel}"]
+        else:
+            ranks = ", ".join(str(r) for r in sorted(errors))
+            lines = [f"{what} failed on rank{'s' if len(errors) > 1 else ''} {ranks}:"]
+            by_text: dict[str, list[int]] = {}
+            for rank in sorted(errors):
+                by_text.setdefault(errors[rank], []).append(rank)
+            for text, where in by_text.items():  # the same error on many ranks is said once
+                s = "s" if len(where) > 1 else ""
+                lines.append(f"  rank{s} {', '.join(map(str, where))}: {text}")
+        super().__init__("\n".join(lines))
+
+    def _render_traceback_(self) -> list[str]:
+        first, *rest = str(self).splitlines()
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {first}", *rest]

@@ -59,3 +59,16 @@ def parse_targets(spec: str, size: int) -> list[int]:
     if bad:
         raise UsageError(f"--targets {spec!r} names rank(s) {bad} outside 0..{size - 1}")
     return sorted(ranks)
+
+
+def check_name(name: object) -> str:
+    """``name`` as the name of a variable in a proc's namespace."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise UsageError(f"a variable name must be a Python identifier, not {name!r}")
+    return name
+
+
+def check_sequence(seq: object) -> None:
+    """``seq`` can be cut into parts: it has a length and slices."""
+    if not (hasattr(seq, "__len__") and hasattr(seq, "__getitem__")) or isinstance(seq, dict):
+        raise UsageError(f"scatter needs a sequence that has a length and slices, not a {type(seq).__name__}")

@@ -30,6 +30,7 @@ from ..pipeline.queues import Mailboxes
 from ..pipeline.sink import Sink
 from ..sinks.acks import frontend_problems
 from ..sinks.factory import default_sink, text_sink
+from ..wire.proc_messages import Data
 from . import flush as flushing
 from .cells import Cells, Execution
 from .localprocs import LocalProcs
@@ -93,13 +94,7 @@ class Generation:
     # --- cells ----------------------------------------------------------------------------
     def submit(self, cell: int, code: str, ranks: list[int], sink: Sink | None) -> Execution:
         """Start ``code`` as ``cell`` on ``ranks``; output goes to ``sink`` (or a new one)."""
-        infos = {p.rank: p for p in self.procs()}
-        dead = [r for r in ranks if not infos[r].alive]
-        if dead:
-            raise ProcDiedError(
-                f"rank(s) {dead} have exited ({describe_exit(infos[dead[0]].exitcode)}); "
-                "%procs --restart starts fresh procs"
-            )
+        infos = self._alive(ranks)
         execution = self.cells.begin(self, cell, ranks)
         if sink is None:
             pids = {r: infos[r].pid for r in ranks}
@@ -135,6 +130,23 @@ class Generation:
         if late and not self.closed:
             warnings.warn(f"output of rank(s) {late} may still be arriving after this cell ended", stacklevel=4)
         return report
+
+    # --- values ---------------------------------------------------------------------------
+    def push(self, values: dict[int, dict[str, bytes]], timeout: float) -> dict[int, Data]:
+        """Set pickled values by name in each rank's namespace; the answers within ``timeout``."""
+        self._alive(list(values))
+        replies: dict[int, Data] = {}
+        for procs, mine in self._split(sorted(values)):
+            replies.update(procs.push({r: values[r] for r in mine}, timeout))
+        return replies
+
+    def pull(self, names: list[str], ranks: list[int], timeout: float) -> dict[int, Data]:
+        """The pickled values of ``names`` from each of ``ranks``; the answers within ``timeout``."""
+        self._alive(ranks)
+        replies: dict[int, Data] = {}
+        for procs, mine in self._split(ranks):
+            replies.update(procs.pull(names, mine, timeout))
+        return replies
 
     # --- flush, interrupt -----------------------------------------------------------------
     def flush(self, version: int, ranks: list[int], timeout: float, serve_timeout: float) -> FlushReport:
@@ -218,6 +230,17 @@ class Generation:
             if mine:
                 out.append((procs, mine))
         return out
+
+    def _alive(self, ranks: list[int]) -> dict[int, ProcInfo]:
+        """Every proc's info; ``ProcDiedError`` if one of ``ranks`` has exited."""
+        infos = {p.rank: p for p in self.procs()}
+        dead = [r for r in ranks if not infos[r].alive]
+        if dead:
+            raise ProcDiedError(
+                f"rank(s) {dead} have exited ({describe_exit(infos[dead[0]].exitcode)}); "
+                "%procs --restart starts fresh procs"
+            )
+        return infos
 
     def _set_of(self, rank: int) -> ProcSet:
         for procs in self._sets:

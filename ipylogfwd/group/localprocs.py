@@ -12,6 +12,7 @@ its own, guarded by the ``Watchdog`` so that its children die with the kernel to
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import os
 import signal
@@ -31,6 +32,7 @@ from ..pipeline.reader import Reader, make_pipe
 from ..proc import worker
 from ..proc.watchdog import Watchdog
 from ..wire import markers, proc_messages
+from .data import Replies
 from .procset import FlushAsk, ProcEvents, ProcInfo
 from .status import describe_exit
 
@@ -112,6 +114,8 @@ class LocalProcs:
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
         self._bad_message: str | None = None  # set by the control thread, shown in problems()
+        self._replies = Replies()  # answers to push/pull, delivered by the control thread
+        self._requests = itertools.count(1)
         # The control thread: receives every proc's messages and notices procs that exit.
         self._control = threading.Thread(target=self._control_loop, name="ipylogfwd-control", daemon=True)
         self._control.start()
@@ -215,6 +219,27 @@ class LocalProcs:
 
     def weak_barrier(self, key: BarrierKey, ranks: list[int], timeout: float) -> bool:
         return self._reader.weak_barrier(key, ranks, timeout)
+
+    def push(self, values: dict[int, dict[str, bytes]], timeout: float) -> dict[int, proc_messages.Data]:
+        req = next(self._requests)
+        return self._ask(req, {rank: proc_messages.push(req, v) for rank, v in values.items()}, timeout)
+
+    def pull(self, names: list[str], ranks: list[int], timeout: float) -> dict[int, proc_messages.Data]:
+        req = next(self._requests)
+        return self._ask(req, dict.fromkeys(ranks, proc_messages.pull(req, names)), timeout)
+
+    def _ask(
+        self, req: int, messages: dict[int, proc_messages.ToProc], timeout: float
+    ) -> dict[int, proc_messages.Data]:
+        with self._lock:
+            procs = {rank: self._procs[rank] for rank in messages}
+            # Like a flush (ask_flush): a proc that left a request unread is not sent another.
+            stuck = {p.rank for p in procs.values() if p.flush_unserved > p.flush_read}
+        self._replies.expect(req, [r for r in messages if r not in stuck])
+        for rank, msg in messages.items():
+            if rank not in stuck:
+                procs[rank].send(msg)  # not sent (channel closed): it does not answer
+        return self._replies.wait(req, timeout)
 
     def interrupt(self, ranks: list[int]) -> None:
         with self._lock:
@@ -324,6 +349,8 @@ class LocalProcs:
                 p.state = "idle"
         if msg["type"] == "result":
             self._events.on_result(p.rank, msg)
+        elif msg["type"] == "data":
+            self._replies.deliver(p.rank, msg)
 
     def _on_exit(self, p: _LocalProc) -> None:
         p.process.join(0.5)

@@ -1,4 +1,4 @@
-"""ProcGroup: the Python API. Start N procs, run code in them, flush, watch, stop.
+"""ProcGroup: the Python API. Start N procs, run code in them, move values, flush, watch, stop.
 
 Everything the magics do is done here; the magics only parse arguments. A group is a facade:
 the running procs and everything that serves them are one ``Generation`` (see
@@ -19,7 +19,7 @@ import itertools
 import os
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from ..pipeline.barrier import FlushReport
 from ..pipeline.logfiles import default_logdir
 from ..pipeline.sink import Sink
 from ..sinks.factory import default_sink
-from .args import check_size, check_targets, check_timeout
+from . import data
+from .args import check_name, check_sequence, check_size, check_targets, check_timeout
 from .cells import Execution
 from .generation import Generation, GroupConfig, SinkFactory
 from .status import GroupStatus
@@ -141,6 +142,49 @@ class ProcGroup:
     def interrupt(self, targets: Iterable[int] | None = None) -> None:
         """Send SIGINT to the procs (KeyboardInterrupt in the code they run)."""
         self._open().interrupt(check_targets(targets, self.size))
+
+    # --- moving values --------------------------------------------------------------------
+    def push(self, values: Mapping[str, Any], targets: Iterable[int] | None = None, *, timeout: float = 60.0) -> None:
+        """Set each name in ``values`` to its value in the namespace of every target proc.
+
+        Each value is pickled in the kernel and unpickled in the procs; served at once by each
+        proc, also while a cell runs. ``TransferError`` names what could not be moved and where
+        (nothing is sent if a value cannot be pickled), ``ProcTimeoutError`` the ranks that did
+        not answer within ``timeout``, ``ProcDiedError`` ranks that have exited.
+        """
+        generation = self._open()
+        ranks = check_targets(targets, self.size)
+        timeout = check_timeout(timeout)
+        what = f"push({', '.join(repr(check_name(n)) for n in values)})"
+        blobs = {name: data.dumps(what, name, value) for name, value in values.items()}
+        data.check_pushed(what, ranks, generation.push(dict.fromkeys(ranks, blobs), timeout), timeout)
+
+    def pull(self, name: str, targets: Iterable[int] | None = None, *, timeout: float = 60.0) -> dict[int, Any]:
+        """``{rank: value}`` of the variable ``name`` in each target proc (errors as ``push``)."""
+        generation = self._open()
+        ranks = check_targets(targets, self.size)
+        timeout = check_timeout(timeout)
+        what = f"pull({check_name(name)!r})"
+        return data.loads_pulled(what, name, ranks, generation.pull([name], ranks, timeout), timeout)
+
+    def scatter(
+        self, name: str, seq: Sequence[Any], targets: Iterable[int] | None = None, *, timeout: float = 60.0
+    ) -> None:
+        """Cut ``seq`` into one contiguous part per target proc, in rank order (the first parts
+        one longer when it does not divide evenly), and set ``name`` to its part in each."""
+        generation = self._open()
+        ranks = check_targets(targets, self.size)
+        timeout = check_timeout(timeout)
+        what = f"scatter({check_name(name)!r})"
+        check_sequence(seq)
+        parts = data.split(seq, len(ranks))
+        values = {r: {name: data.dumps(what, name, part, r)} for r, part in zip(ranks, parts, strict=True)}
+        data.check_pushed(what, ranks, generation.push(values, timeout), timeout)
+
+    def gather(self, name: str, targets: Iterable[int] | None = None, *, timeout: float = 60.0) -> Any:
+        """The values of ``name`` in the target procs put together in rank order: lists,
+        tuples, strings, bytes and numpy arrays concatenated, anything else as a list."""
+        return data.join([value for _, value in sorted(self.pull(name, targets, timeout=timeout).items())])
 
     # --- the barrier ----------------------------------------------------------------------
     def flush(

@@ -2,7 +2,8 @@
 
 A ``ProcSet`` owns, for a contiguous range of ranks on one host, everything that touches the
 procs themselves: spawning them, their pipes and the reader that frames what they write
-into the group's mailboxes, their control channels, interrupting and stopping them. The
+(text and display bundles) into the group's mailboxes, their control channels (cells,
+flushes, values pushed and pulled), interrupting and stopping them. The
 group above it (``generation``) owns what spans hosts: the mailboxes, the dispatcher and
 sinks, the barrier tracker, the cells. ``localprocs.LocalProcs`` is the proc set of this
 machine; procs on another host stand behind the same interface, with a per-host agent doing
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..pipeline.items import BarrierKey
-from ..wire.proc_messages import Result
+from ..wire.proc_messages import Data, Result
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,16 @@ class ProcSet(Protocol):
     def weak_barrier(self, key: BarrierKey, ranks: list[int], timeout: float) -> bool:
         """Queue barrier ``key`` behind everything readable now from ``ranks``' pipes; False if
         that was not done within ``timeout``."""
+        ...
+
+    def push(self, values: dict[int, dict[str, bytes]], timeout: float) -> dict[int, Data]:
+        """Set names in these ranks' namespaces (``{rank: {name: pickled value}}``); the
+        answers that came within ``timeout`` (a rank that did not answer is left out)."""
+        ...
+
+    def pull(self, names: list[str], ranks: list[int], timeout: float) -> dict[int, Data]:
+        """The pickled values of ``names`` in each of ``ranks``; the answers that came within
+        ``timeout`` (a rank that did not answer is left out)."""
         ...
 
     def interrupt(self, ranks: list[int]) -> None:

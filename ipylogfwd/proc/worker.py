@@ -10,8 +10,8 @@ A proc is started by ``multiprocessing`` (spawn) with ``main`` as its target. It
   bundle as one frame on a third pipe, the display pipe, and a ``D`` marker on stdout in its
   place (``wire.displays`` explains why the bundle does not go in stdout itself);
 * a control thread ("ipylogfwd-proc-control") that receives requests from the kernel, serves
-  flush barriers (``B`` markers) even while a cell runs, flushes stdout's buffer every
-  ``flush_interval`` so output is live, and sends heartbeats.
+  flush barriers (``B`` markers) and ``push``/``pull`` of values even while a cell runs,
+  flushes stdout's buffer every ``flush_interval`` so output is live, and sends heartbeats.
 
 Python's stdout is block-buffered with ``write_through`` so every write enters one
 thread-safe ``BufferedWriter`` in program order; the control thread may then flush it at
@@ -122,6 +122,12 @@ class _Worker:
                         return
                 elif msg["type"] == "shutdown":
                     self.jobs.put(None)
+                elif msg["type"] in ("push", "pull"):
+                    try:
+                        self.send(self.serve_data(msg))
+                    except (EOFError, OSError):
+                        _die_with_kernel()
+                        return
             else:
                 with contextlib.suppress(Exception):  # as in flush_output: a broken user stream
                     sys.stdout.flush()
@@ -133,6 +139,29 @@ class _Worker:
                 except (EOFError, OSError):
                     _die_with_kernel()
                     return
+
+    def serve_data(self, msg: proc_messages.Push | proc_messages.Pull) -> proc_messages.Data:
+        """Set or read names of the namespace, at once (a running cell sees a push from its
+        next lookup of the name; a pull reads the value as it is at that moment)."""
+        values: dict[str, bytes] = {}
+        errors: dict[str, str] = {}
+        if msg["type"] == "push":
+            for name, blob in msg["values"].items():
+                try:
+                    self.namespace[name] = pickle.loads(blob)
+                except Exception as exc:  # noqa: BLE001 - whatever unpickling raised is the answer
+                    errors[name] = f"cannot unpickle it here: {type(exc).__name__}: {exc}"
+            return proc_messages.data(msg["req"], values, errors)
+        for name in msg["names"]:
+            if name not in self.namespace:
+                errors[name] = f"name {name!r} is not defined in this proc"
+                continue
+            value = self.namespace[name]
+            try:
+                values[name] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # noqa: BLE001 - whatever pickling raised is the answer
+                errors[name] = f"cannot pickle it (a {type(value).__name__}): {type(exc).__name__}: {exc}"
+        return proc_messages.data(msg["req"], values, errors)
 
     # --- main thread ----------------------------------------------------------------------
     def main_loop(self) -> None:

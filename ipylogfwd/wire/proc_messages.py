@@ -1,15 +1,19 @@
 """Control messages between the kernel and a proc, defined once.
 
-They travel pickled over the proc's control ``Connection`` (data never does: it travels on
-fds 1 and 2). Each is a ``TypedDict`` tagged by ``type`` and carrying the protocol version
-``v``; ``check`` rejects a message of another version or an unknown tag.
+They travel pickled over the proc's control ``Connection`` (output never does: it travels on
+fds 1 and 2 and the display pipe). Each is a ``TypedDict`` tagged by ``type`` and carrying the
+protocol version ``v``; ``check`` rejects a message of another version or an unknown tag.
+
+Values the user moves between the kernel and the procs (``push``/``pull``) travel here too,
+each pickled on its own so that an error can name the one that failed; the proc answers every
+``push`` and ``pull`` with one ``data`` message carrying the same ``req``.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
-PROC_PROTOCOL_VERSION = 1
+PROC_PROTOCOL_VERSION = 2
 
 
 # kernel -> proc
@@ -30,6 +34,24 @@ class Flush(TypedDict):
 class Shutdown(TypedDict):
     type: Literal["shutdown"]
     v: int
+
+
+class Push(TypedDict):
+    """Set these names in the proc's namespace (values pickled one by one)."""
+
+    type: Literal["push"]
+    v: int
+    req: int
+    values: dict[str, bytes]
+
+
+class Pull(TypedDict):
+    """Send back the values of these names."""
+
+    type: Literal["pull"]
+    v: int
+    req: int
+    names: list[str]
 
 
 # proc -> kernel
@@ -70,11 +92,22 @@ class Result(TypedDict):
     error_type: str | None
 
 
-ToProc = Exec | Flush | Shutdown
-FromProc = Hello | Heartbeat | Started | Flushed | Result
+class Data(TypedDict):
+    """The answer to push or pull ``req``: the values pulled (pickled), and per name what went
+    wrong (unpickling a pushed value, a name not defined, pickling a value to pull)."""
 
-_TO_PROC = {"exec", "flush", "shutdown"}
-_FROM_PROC = {"hello", "heartbeat", "started", "flushed", "result"}
+    type: Literal["data"]
+    v: int
+    req: int
+    values: dict[str, bytes]
+    errors: dict[str, str]
+
+
+ToProc = Exec | Flush | Shutdown | Push | Pull
+FromProc = Hello | Heartbeat | Started | Flushed | Result | Data
+
+_TO_PROC = {"exec", "flush", "shutdown", "push", "pull"}
+_FROM_PROC = {"hello", "heartbeat", "started", "flushed", "result", "data"}
 
 
 class ProcProtocolError(RuntimeError):
@@ -102,6 +135,18 @@ def flush(version: int) -> Flush:
 
 def shutdown() -> Shutdown:
     return {"type": "shutdown", "v": PROC_PROTOCOL_VERSION}
+
+
+def push(req: int, values: dict[str, bytes]) -> Push:
+    return {"type": "push", "v": PROC_PROTOCOL_VERSION, "req": req, "values": values}
+
+
+def pull(req: int, names: list[str]) -> Pull:
+    return {"type": "pull", "v": PROC_PROTOCOL_VERSION, "req": req, "names": names}
+
+
+def data(req: int, values: dict[str, bytes], errors: dict[str, str]) -> Data:
+    return {"type": "data", "v": PROC_PROTOCOL_VERSION, "req": req, "values": values, "errors": errors}
 
 
 def hello(pid: int) -> Hello:
