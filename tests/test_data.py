@@ -54,6 +54,7 @@ def test_scatter_cuts_in_rank_order_and_gather_puts_back_together(group: ProcGro
 
 def test_numpy_arrays_scatter_and_gather_as_arrays(group: ProcGroup) -> None:
     import numpy as np
+
     group.scatter("arr", np.arange(7))
     parts = group.pull("arr")
     assert [p.tolist() for p in parts.values()] == [[0, 1, 2], [3, 4], [5, 6]]
@@ -75,7 +76,9 @@ def test_what_cannot_be_pickled_in_the_kernel_is_named_and_nothing_is_sent(group
 
 
 def test_what_a_proc_cannot_pickle_or_does_not_have_is_named_with_its_rank(group: ProcGroup) -> None:
-    group.run("import os\nif os.environ['RANK'] == '1':\n    sometimes = (i for i in range(3))\nelse:\n    sometimes = 7")
+    group.run(
+        "import os\nif os.environ['RANK'] == '1':\n    sometimes = (i for i in range(3))\nelse:\n    sometimes = 7"
+    )
     with pytest.raises(TransferError) as info:
         group.pull("sometimes")
     assert info.value.errors.keys() == {1}
@@ -83,7 +86,9 @@ def test_what_a_proc_cannot_pickle_or_does_not_have_is_named_with_its_rank(group
     assert str(info.value).startswith("pull('sometimes') failed on rank 1:")
     with pytest.raises(TransferError) as info:
         group.pull("never_defined", targets=[0, 2])
-    assert info.value.errors == dict.fromkeys([0, 2], "'never_defined': name 'never_defined' is not defined in this proc")
+    assert info.value.errors == dict.fromkeys(
+        [0, 2], "'never_defined': name 'never_defined' is not defined in this proc"
+    )
     with pytest.raises(TransferError, match=r"gather\('never_defined'\)|pull\('never_defined'\)"):
         group.gather("never_defined")
 
@@ -117,9 +122,18 @@ class _Unbuildable:
 
 
 def test_values_move_while_a_cell_runs(group: ProcGroup) -> None:
-    job = group.submit("import time\nstep = 0\nwhile not globals().get('stop'):\n    step += 1\n    time.sleep(0.01)\nstep")
+    job = group.submit(
+        "import time\nstep = 0\nwhile not globals().get('stop'):\n    step += 1\n    time.sleep(0.01)\nstep"
+    )
+
+    def steps() -> dict[int, int]:
+        try:
+            return group.pull("step")
+        except TransferError:  # not defined yet: the cell has not started everywhere
+            return {}
+
     deadline = time.monotonic() + 30
-    while not all(v > 0 for v in group.pull("step").values()):
+    while not (len(got := steps()) == 3 and all(v > 0 for v in got.values())):
         assert time.monotonic() < deadline, "the running cell's counter never moved"
     group.push({"stop": True})
     results = job.wait(30)
