@@ -13,8 +13,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from kernel_driver import KernelDriver
 
 
-def _loaded_kernel() -> Iterator[KernelDriver]:
-    k = KernelDriver()
+def _loaded_kernel(launcher: str | None = None) -> Iterator[KernelDriver]:
+    """A kernel with ipylogfwd loaded; with ``launcher`` (e.g. "local"), every group it starts
+    without ``--launcher`` runs on that launcher's agents (IPYLOGFWD_LAUNCHER)."""
+    k = KernelDriver(extra_env={"IPYLOGFWD_LAUNCHER": launcher} if launcher else None)
     try:
         cell = k.execute("%load_ext ipylogfwd")
         assert cell.status == "ok", cell.stderr

@@ -155,11 +155,12 @@ def test_reading_stops_while_too_many_bundles_wait_for_their_markers(pipe: tuple
 # --- the reader: bundles in their place --------------------------------------------------------------
 
 
-def _drain_until(boxes: Mailboxes, done: object, timeout: float = 10.0) -> list[Item]:
+def _drain_until(boxes: Mailboxes, texts: list[str], timeout: float = 10.0) -> list[Item]:
+    """Items read until each of ``texts`` was in some line (either stream)."""
     items: list[Item] = []
     deadline = time.monotonic() + timeout
-    while not (isinstance(done, str) and any(isinstance(i, Log) and done in i.text for i in items)):
-        assert time.monotonic() < deadline, f"{done!r} not read within {timeout} s: {items[-3:]!r}"
+    while not all(any(isinstance(i, Log) and t in i.text for i in items) for t in texts):
+        assert time.monotonic() < deadline, f"{texts!r} not all read within {timeout} s: {items[-3:]!r}"
         boxes.wait(0.05)
         for _, got in boxes.drain():
             items += got
@@ -181,7 +182,7 @@ def test_the_reader_puts_each_bundle_at_its_marker_among_the_lines(tmp_path: Pat
         os.write(err_w, markers.encode(TOKEN, "D", 3) + b"err\n")
         os.write(disp_w, displays.frame(4, payload("<b>4</b>")))
         os.write(out_w, markers.encode(TOKEN, "D", 4) + b"done\n")
-        items = _drain_until(boxes, "done")
+        items = _drain_until(boxes, ["done", "err"])
         stdout = "".join(
             f"[{i.data['text/html']}]" if isinstance(i, Display) else i.text
             for i in items

@@ -208,10 +208,16 @@ class Cells:
             execution._deliver(rank, result)
 
     def on_exit(self, rank: int, exitcode: int) -> None:
+        self._fail_rank(rank, f"proc {rank} {describe_exit(exitcode)} while running the cell\n")
+
+    def on_lost(self, rank: int, why: str) -> None:
+        self._fail_rank(rank, f"proc {rank} is out of reach ({why}) while running the cell\n")
+
+    def _fail_rank(self, rank: int, text: str) -> None:
         with self._lock:
             running = [e for e in self._running.values() if rank in e.ranks]
         for execution in running:
-            execution._fail(rank, f"proc {rank} {describe_exit(exitcode)} while running the cell\n")
+            execution._fail(rank, text)
 
 
 def _unpack(msg: Result) -> Any:

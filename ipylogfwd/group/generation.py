@@ -20,8 +20,10 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import LogFileWarning, ProcDiedError, UsageError
 from ..pipeline.barrier import BarrierTracker, FlushReport
@@ -35,7 +37,10 @@ from . import flush as flushing
 from .cells import Cells, Execution
 from .localprocs import LocalProcs
 from .procset import ProcInfo, ProcSet
-from .status import GroupStatus, ProcStatus, StatusRefresher, describe_exit, proc_state
+from .status import GroupStatus, HostStatus, ProcStatus, StatusRefresher, describe_exit, proc_state
+
+if TYPE_CHECKING:
+    from ..hosts.cluster import Cluster
 
 SinkFactory = Callable[[list[int], dict[int, "int | None"], dict[int, list[str]]], Sink]
 """Makes a cell's sink from (target ranks, their pids, their log file paths)."""
@@ -55,8 +60,10 @@ class GroupConfig:
 class Generation:
     """The procs of one start of a group, and everything that serves them."""
 
-    def __init__(self, config: GroupConfig) -> None:
+    def __init__(self, config: GroupConfig, cluster: Cluster | None = None, epoch: int = 1) -> None:
+        """The procs of ``config`` on this machine, or on ``cluster``'s hosts (as ``epoch``)."""
         self.config = config
+        self.cluster = cluster
         self.closed = False
         self._mailboxes = Mailboxes()
         self._tracker = BarrierTracker()
@@ -67,16 +74,17 @@ class Generation:
         factory = config.sink_factory
         self._dispatcher.register_cell(0, text_sink() if factory is default_sink else factory(ranks, {}, {}))
         self.cells = Cells()
-        self._sets: list[ProcSet] = [
-            LocalProcs(
-                ranks,
-                config.size,
-                self._mailboxes,
-                self.cells,
-                logdir=config.logdir,
-                flush_interval=config.flush_interval,
+        self._sets: list[ProcSet]
+        if cluster is None:
+            envs = {r: {"RANK": str(r), "WORLD_SIZE": str(config.size), "LOCAL_RANK": str(r)} for r in ranks}
+            interval = config.flush_interval
+            self._sets = [LocalProcs(envs, self._mailboxes, self.cells, logdir=config.logdir, flush_interval=interval)]
+        else:
+            self._sets = list(
+                cluster.proc_sets(
+                    epoch, self._mailboxes, self.cells, flush_interval=config.flush_interval, logdir=config.logdir
+                )
             )
-        ]
         self._refresher = StatusRefresher(self.statuses, self._dispatcher.live_sinks)
         self._log_errors_shown: set[str] = set()  # warned about once each
         self._warn_lock = threading.Lock()  # cells end and flushes happen on several threads
@@ -84,8 +92,13 @@ class Generation:
     def start(self) -> None:
         """Start every proc set; on failure, stop what started and raise."""
         try:
-            for procs in self._sets:
-                procs.start(self.config.start_timeout)
+            if len(self._sets) == 1:
+                self._sets[0].start(self.config.start_timeout)
+            else:
+                # Hosts start their procs at the same time; the first failure is raised.
+                with ThreadPoolExecutor(len(self._sets), thread_name_prefix="ipylogfwd-start") as pool:
+                    for future in [pool.submit(p.start, self.config.start_timeout) for p in self._sets]:
+                        future.result()
         except BaseException:
             self.stop(2.0, "the procs did not start")
             raise
@@ -179,7 +192,13 @@ class Generation:
             if err is not None:
                 problems.append(f"{name} thread failed: {err!r}")
         problems += frontend_problems()
-        return GroupStatus(self.statuses(), self.config.logdir, problems)
+        hosts = []
+        if self.cluster is not None:
+            logdirs = {procs.host: str(procs.logdir) for procs in self._sets}
+            for h in self.cluster.rows():
+                link = h.link
+                hosts.append(HostStatus(h.host, h.ranks, link.pid, link.state, link.rtt, link.stalled, logdirs[h.host]))
+        return GroupStatus(self.statuses(), self.config.logdir, problems, hosts)
 
     def warn_log_errors(self) -> None:
         """Warn, once per file, about log files that could not be written."""

@@ -88,22 +88,22 @@ class _LocalProc:
 
 
 class LocalProcs:
-    """Ranks ``ranks`` of a world of ``world_size`` procs, on this machine."""
+    """Some ranks of a group, as procs on this machine."""
 
     host = "localhost"
 
     def __init__(
         self,
-        ranks: list[int],
-        world_size: int,
+        envs: dict[int, dict[str, str]],
         mailboxes: Mailboxes,
         events: ProcEvents,
         *,
         logdir: Path,
         flush_interval: float,
     ) -> None:
-        self._ranks = list(ranks)
-        self._world_size = world_size
+        """Procs for the ranks in ``envs``, each with its environment (RANK, WORLD_SIZE, ...)."""
+        self._ranks = sorted(envs)
+        self._envs = envs
         self._events = events
         self._logdir = logdir
         self._flush_interval = flush_interval
@@ -148,7 +148,7 @@ class LocalProcs:
         process = ctx.Process(
             target=worker.main,
             name=f"ipylogfwd-rank{rank}",
-            args=(rank, self._world_size, *fds, child_conn, token, self._flush_interval, die_with_parent),
+            args=(self._envs[rank], *fds, child_conn, token, self._flush_interval, die_with_parent),
         )
         try:
             process.start()
@@ -253,6 +253,9 @@ class LocalProcs:
 
     def log_errors(self) -> dict[tuple[int, int], str]:
         return self._reader.log_errors()
+
+    def why_silent(self, rank: int) -> str:
+        return ""  # a local proc is never cut off: it answers, is stuck, or is dead
 
     def problems(self) -> list[str]:
         out = [] if self._reader.error is None else [f"reader thread failed: {self._reader.error!r}"]

@@ -207,8 +207,7 @@ class _Worker:
 
 
 def main(
-    rank: int,
-    world_size: int,
+    env: dict[str, str],
     out_fd: int,
     err_fd: int,
     display_fd: int,
@@ -217,7 +216,8 @@ def main(
     flush_interval: float,
     die_with_parent: bool,
 ) -> None:
-    """Entry point of a proc (the ``multiprocessing`` target). Returns when told to shut down."""
+    """Entry point of a proc (the ``multiprocessing`` target), with ``env`` added to its
+    environment (RANK, WORLD_SIZE, ...). Returns when told to shut down."""
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
     os.close(out_fd)
@@ -227,7 +227,7 @@ def main(
     os.setpgid(0, 0)
     if die_with_parent:
         _set_parent_death_signal()
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    os.environ.update(env)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.stdout = io.TextIOWrapper(
         io.BufferedWriter(io.FileIO(1, "w", closefd=False), buffer_size=1 << 16),

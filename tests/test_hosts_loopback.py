@@ -1,0 +1,55 @@
+"""The kernel-level suites again, with every group on agents: ordering, cell attribution, the
+barrier, capture, crashes and stuck procs, floods, interrupts and restarts, rich output and
+push/pull, through
+``LocalLauncher`` agents on loopback (two "hosts" for an even number of procs), so the same
+contract holds when output crosses the agents, the links and the lanes.
+
+The tests are the suites' own functions, collected here a second time; the ``kernel`` and
+``shared_kernel`` fixtures below start kernels whose groups use ``--launcher local`` by
+default (``IPYLOGFWD_LAUNCHER``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from conftest import _loaded_kernel
+from kernel_driver import KernelDriver
+from test_faults_output import *  # noqa: F403
+from test_faults_procs import *  # noqa: F403
+from test_kernel_capture import *  # noqa: F403
+from test_kernel_lifecycle import *  # noqa: F403
+from test_kernel_ordering import *  # noqa: F403
+from test_rich_kernel import (  # noqa: F401 - rich output and moving values, through the agents
+    test_a_bundle_over_the_cap_is_a_note_in_its_place,
+    test_figures_a_cell_leaves_open_and_a_figure_as_last_expression,
+    test_logflush_after_display_returns_once_the_bundle_is_published,
+    test_many_bundles_keep_their_order_among_the_lines,
+    test_push_pull_in_a_kernel_and_errors_that_name_object_and_rank,
+    test_text_mode_shows_bundles_as_display_data_in_place_with_their_rank,
+)
+
+# White box: it reads each proc's marker token from the kernel, where a group on hosts has
+# none (the tokens stay on the hosts). Markers imitated with guessed tokens are covered by
+# the framing tests, which are the agents' own code.
+del test_imitated_markers_are_text_and_the_token_is_not_in_the_environment  # noqa: F821
+
+
+@pytest.fixture
+def kernel() -> Iterator[KernelDriver]:
+    yield from _loaded_kernel(launcher="local")
+
+
+@pytest.fixture(scope="module")
+def shared_kernel() -> Iterator[KernelDriver]:
+    yield from _loaded_kernel(launcher="local")
+
+
+def test_the_groups_here_run_on_two_hosts(shared_kernel: KernelDriver) -> None:
+    """The fixtures above are the ones in use: each proc is on a host of its own."""
+    cell = shared_kernel.execute("%%procs 2\nimport os\nos.environ['NODE_RANK'], os.environ['NNODES']")
+    assert cell.status == "ok", cell.error
+    assert eval(cell.result_text() or "") == {0: ("0", "2"), 1: ("1", "2")}
+    status = shared_kernel.execute("%procs").result_text() or ""
+    assert "local0" in status and "local1" in status and "connected" in status, status
