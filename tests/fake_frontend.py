@@ -4,8 +4,9 @@ It is a ``KernelDriver`` whose IOPub is read by a background thread (like a brow
 listening while a cell runs). For every ``ProcModel`` widget the kernel opens it keeps a
 model: its synced state and the lines and display bundles its custom messages carry, applied
 by the protocol (lines, barrier, replay) the way the real store does (a bundle is an entry of
-its own among the lines, ending stdout's partial line; an update replaces its bundle in place). Views say ``hello`` and ``ack`` the way the real view does, over the
-route in the model's ``ack_route`` trait, from a second client connection:
+its own among the lines, ending stdout's partial line; an update replaces its bundle in
+place). Views say ``hello`` and ``ack`` the way the real view does, over the route in the
+model's ``ack_route`` trait, from a second client connection:
 
 * ``comm``: a comm of target ``ipylogfwd.acks`` opened on a subshell of its own, so the
   kernel handles it while the main shell runs a cell (ipykernel 7);
