@@ -279,3 +279,51 @@ def test_the_text_sink_shows_a_bundle_after_its_rank_label_in_its_place() -> Non
         ("display", 1, "<t2/>"),  # an update: no label, it replaces an earlier output
         ("stdout", "[0] c\n"),
     ]
+
+
+# --- through real procs --------------------------------------------------------------------------
+
+
+class BundleCounter(TextSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[object] = []
+
+    def _emit(self, name: str, text: str) -> None:
+        self.events.append(text)
+
+    def _emit_display(self, rank: int, bundle: Display) -> None:
+        self.events.append((rank, bundle.data["text/html"][:20]))
+
+
+def test_an_interrupt_amid_large_displays_leaves_the_display_pipe_whole() -> None:
+    """SIGINT while procs write 4 MB frames: each frame and its marker are written whole (the
+    interrupt is raised after them), so every later bundle still arrives, in place."""
+    from ipylogfwd import ProcGroup, ProcsError
+
+    with ProcGroup(2, sink_factory=lambda ranks, pids, logs: BundleCounter()) as group:
+        sink = BundleCounter()
+        job = group.submit(
+            "from IPython.display import display, HTML\n"
+            "for i in range(10**6):\n    display(HTML(f'<i>{i}</i>' + 'x' * 4_000_000))\n",
+            sink=sink,
+        )
+        deadline = time.monotonic() + 60
+        while sum(isinstance(e, tuple) for e in list(sink.events)) < 20:
+            assert time.monotonic() < deadline, "20 large bundles did not arrive within 60 s"
+            time.sleep(0.01)
+        group.interrupt()
+        with pytest.raises(ProcsError, match="KeyboardInterrupt"):
+            job.wait(30)
+        after = BundleCounter()
+        group.submit(
+            "from IPython.display import display, HTML\nprint('a')\ndisplay(HTML('<b>ok</b>'))\nprint('b')", sink=after
+        ).wait(30)
+        shown: list[tuple[int, str]] = []
+        for e in after.events:
+            if isinstance(e, tuple):
+                shown.append(e)
+            else:
+                shown += [(int(line[1 : line.index("]")]), line[line.index("]") + 2 :]) for line in str(e).splitlines()]
+        for rank in (0, 1):
+            assert [x for r, x in shown if r == rank] == ["a", "display:", "<b>ok</b>", "b"], after.events
