@@ -15,6 +15,7 @@ does not answer delays no other command; the answers go back as one ``data`` eve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import queue
@@ -188,6 +189,10 @@ class HostAgent:
         return {"procs": procs, "log_errors": errors, "stalled": self.link.stalled}
 
     def give_up(self, why: str, code: int) -> None:
-        print(f"ipylogfwd-agent on {self.name}: {why}", file=sys.stderr, flush=True)
+        # Also a SIGTERM handler, so it may run inside _stop_all: the kernel that read this
+        # stderr is often gone by then, and a BrokenPipeError here would abort the stop and
+        # leave the procs running (the agent then waits for them forever at exit).
+        with contextlib.suppress(OSError):
+            print(f"ipylogfwd-agent on {self.name}: {why}", file=sys.stderr, flush=True)
         self.exit_code = code
         self._jobs.put(None)
