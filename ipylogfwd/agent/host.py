@@ -13,6 +13,7 @@ that spawns the procs, so each proc's parent-death signal lasts as long as the a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import queue
@@ -71,16 +72,21 @@ class HostAgent:
     def run(self) -> int:
         """Serve the kernel until it says bye, the link gives up, or the lease runs out."""
         self.link.start()
-        while True:
-            msg = self._jobs.get()
-            if msg is None:
-                break
-            try:
-                self._do(msg)
-            except Exception as exc:  # noqa: BLE001 - reported to the kernel; the agent serves on
-                self.link.send_ctl({"type": "error", "epoch": msg.get("epoch"), "error": f"{msg['type']}: {exc!r}"})
-        self._stop_all(2.0)
-        self.link.stop(timeout=3.0)
+        try:
+            while True:
+                msg = self._jobs.get()
+                if msg is None:
+                    break
+                try:
+                    self._do(msg)
+                except Exception as exc:  # noqa: BLE001 - reported to the kernel; the agent serves on
+                    error = f"{msg['type']}: {exc!r}"
+                    self.link.send_ctl({"type": "error", "epoch": msg.get("epoch"), "error": error})
+        finally:
+            # Whatever ended the loop, the procs end with the agent: an agent must never
+            # outlive its work, nor wait at exit for procs nobody stopped.
+            self._stop_all(2.0)
+            self.link.stop(timeout=3.0)
         return self.exit_code
 
     def _do(self, msg: dict[str, Any]) -> None:
@@ -175,6 +181,10 @@ class HostAgent:
         return {"procs": procs, "log_errors": errors, "stalled": self.link.stalled}
 
     def give_up(self, why: str, code: int) -> None:
-        print(f"ipylogfwd-agent on {self.name}: {why}", file=sys.stderr, flush=True)
+        """Stop serving (from any thread, or a signal handler): the main thread stops the procs."""
         self.exit_code = code
         self._jobs.put(None)
+        # The launch command may be gone with the kernel (its end of stderr closed): saying
+        # why is best effort, stopping is not.
+        with contextlib.suppress(OSError):
+            print(f"ipylogfwd-agent on {self.name}: {why}", file=sys.stderr, flush=True)
