@@ -74,16 +74,21 @@ class HostAgent:
     def run(self) -> int:
         """Serve the kernel until it says bye, the link gives up, or the lease runs out."""
         self.link.start()
-        while True:
-            msg = self._jobs.get()
-            if msg is None:
-                break
-            try:
-                self._do(msg)
-            except Exception as exc:  # noqa: BLE001 - reported to the kernel; the agent serves on
-                self.link.send_ctl({"type": "error", "epoch": msg.get("epoch"), "error": f"{msg['type']}: {exc!r}"})
-        self._stop_all(2.0)
-        self.link.stop(timeout=3.0)
+        try:
+            while True:
+                msg = self._jobs.get()
+                if msg is None:
+                    break
+                try:
+                    self._do(msg)
+                except Exception as exc:  # noqa: BLE001 - reported to the kernel; the agent serves on
+                    error = f"{msg['type']}: {exc!r}"
+                    self.link.send_ctl({"type": "error", "epoch": msg.get("epoch"), "error": error})
+        finally:
+            # Whatever ended the loop, the procs end with the agent: an agent must never
+            # outlive its work, nor wait at exit for procs nobody stopped.
+            self._stop_all(2.0)
+            self.link.stop(timeout=3.0)
         return self.exit_code
 
     def _do(self, msg: dict[str, Any]) -> None:
@@ -189,10 +194,10 @@ class HostAgent:
         return {"procs": procs, "log_errors": errors, "stalled": self.link.stalled}
 
     def give_up(self, why: str, code: int) -> None:
-        # Also a SIGTERM handler, so it may run inside _stop_all: the kernel that read this
-        # stderr is often gone by then, and a BrokenPipeError here would abort the stop and
-        # leave the procs running (the agent then waits for them forever at exit).
-        with contextlib.suppress(OSError):
-            print(f"ipylogfwd-agent on {self.name}: {why}", file=sys.stderr, flush=True)
+        """Stop serving (from any thread, or a signal handler): the main thread stops the procs."""
         self.exit_code = code
         self._jobs.put(None)
+        # The launch command may be gone with the kernel (its end of stderr closed): saying
+        # why is best effort, stopping is not.
+        with contextlib.suppress(OSError):
+            print(f"ipylogfwd-agent on {self.name}: {why}", file=sys.stderr, flush=True)

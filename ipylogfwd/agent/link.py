@@ -236,7 +236,10 @@ class KernelLink:
 
     def _on_message(self, sock: zmq.Socket[Any], header: dict[str, Any], body: bytes) -> None:
         kind = header["t"]
-        if kind == "refused":
+        if kind == "terminate":
+            self._host.give_up("the kernel is gone (its stand-in said so)", 4)
+            self._stopping = True
+        elif kind == "refused":
             self._host.give_up(f"the kernel refused this agent: {header.get('reason', '?')}", 2)
             self._stopping = True
         elif kind == "welcome":

@@ -23,6 +23,7 @@ from ..group.environment import proc_env
 from ..group.procset import ProcEvents
 from ..launchers.base import AgentHandle, Launcher
 from ..pipeline.queues import Mailboxes
+from ..proc.watchdog import Watchdog
 from ..version import __version__
 from ..wire.admission import AgentSecrets, new_join_key
 from ..wire.lanes import window_for
@@ -53,6 +54,9 @@ class Cluster:
         python = ".".join(platform.python_version_tuple()[:2])
         admission = Admission(new_join_key(), frozenset(), count, python, __version__)
         self.router = Router(launcher.listen_address(), admission, lease=launcher.lease, window=window_for(size))
+        # If the kernel dies, its watchdog takes the port and tells the agents to terminate.
+        self._watchdog = Watchdog()
+        self._watchdog.stand_in(self.router.endpoint, self.router.server_key, self.router.server_secret)
         self._agents: list[AgentHandle] = []
         self.hosts: list[HostInfo] = []
         try:
@@ -133,6 +137,8 @@ class Cluster:
             time.sleep(0.05)
         self.launcher.close()
         self.router.close()
+        self._watchdog.no_stand_in(self.router.endpoint)
+        self._watchdog.close()
 
     def describe(self) -> str:
         return self.launcher.describe()

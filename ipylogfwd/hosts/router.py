@@ -219,6 +219,11 @@ class Router:
         why = ""
         if info.key != sender:
             why = "the hello's key is not the connection's key"
+        elif existing is not None and existing.info.key == info.key and existing.reported_lost:
+            # Lost means lost on both sides: its ranks' cells have failed, and its own lease
+            # has run out or nearly; it must not come back as if nothing happened.
+            self._send(rid, frames.encode({"t": "refused", "reason": "this host was declared lost (past its lease)"}))
+            return
         elif existing is not None and existing.info.key == info.key:
             with self._lock:  # the same agent on a new connection: resume
                 self._by_rid.pop(existing.routing_id, None)

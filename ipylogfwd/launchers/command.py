@@ -11,8 +11,10 @@ once and must start that many agents (srun), which name themselves by their host
 from __future__ import annotations
 
 import shlex
+import socket
 from collections.abc import Sequence
 
+from ..agent.netinfo import route_to
 from ..errors import UsageError
 from ..hosts.link import HostInfo
 from ..wire.admission import AgentSecrets
@@ -83,7 +85,13 @@ class CommandLauncher:
     def listen_address(self) -> str:
         if self.listen:
             return self.listen
-        return "0.0.0.0"
+        # This machine's address on the route to the first host; with no name to route to
+        # (srun), the address the hostname resolves to.
+        target = self.names[0] if self.names else socket.gethostname()
+        try:
+            return route_to(f"tcp://{socket.gethostbyname(target)}:9")[0]
+        except OSError as exc:
+            raise UsageError(f"cannot tell the hosts where to reach this kernel ({exc}); pass listen=ADDRESS") from None
 
     def launch(self, secrets: AgentSecrets, count: int) -> list[AgentHandle]:
         if self.names is None:

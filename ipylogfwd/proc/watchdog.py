@@ -8,6 +8,11 @@ reach it. The kernel tells it on its stdin which process groups to guard (``+pgi
 sends SIGKILL to every guarded group (each proc runs in a group of its own, with its
 children) and exits.
 
+For a group on other hosts it is also the kernel's stand-in: told the kernel's port and
+CurveZMQ keys (``standin ENDPOINT PUBLIC SECRET``, on the same private pipe), it binds that
+port once the kernel is gone and tells each agent that dials back in to terminate, so agents
+on every host stop their procs within seconds instead of at the end of their lease.
+
 Run as ``python -m ipylogfwd.proc.watchdog``; ``Watchdog`` is the kernel's handle on it.
 """
 
@@ -20,17 +25,28 @@ import subprocess
 import sys
 import threading
 
+STANDIN_FOR = 15.0
+
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     guarded: set[int] = set()
+    standins: dict[str, tuple[str, str]] = {}
     for line in sys.stdin:
-        line = line.strip()
-        if line[:1] in "+-" and line[1:].isdigit():
-            (guarded.add if line[0] == "+" else guarded.discard)(int(line[1:]))
+        words = line.split()
+        if len(words) == 1 and words[0][:1] in "+-" and words[0][1:].isdigit():
+            (guarded.add if words[0][0] == "+" else guarded.discard)(int(words[0][1:]))
+        elif len(words) == 4 and words[0] == "standin":
+            standins[words[1]] = (words[2], words[3])
+        elif len(words) == 2 and words[0] == "nostandin":
+            standins.pop(words[1], None)
     for pgid in guarded:
         with contextlib.suppress(OSError):
             os.killpg(pgid, signal.SIGKILL)
+    if standins:
+        from ..hosts.standin import stand_in
+
+        stand_in(standins, STANDIN_FOR)
 
 
 class Watchdog:
@@ -66,6 +82,13 @@ class Watchdog:
 
     def release(self, pgid: int) -> None:
         self._say(f"-{pgid}")
+
+    def stand_in(self, endpoint: str, public_key: str, secret_key: str) -> None:
+        """If the kernel dies, answer agents at ``endpoint`` (with these keys) with terminate."""
+        self._say(f"standin {endpoint} {public_key} {secret_key}")
+
+    def no_stand_in(self, endpoint: str) -> None:
+        self._say(f"nostandin {endpoint}")
 
     def close(self) -> None:
         """Stop the watchdog without killing anything it no longer guards."""

@@ -12,7 +12,7 @@ Types, agent -> kernel: ``hello`` (JSON), ``data`` (rank, epoch, seq; items), ``
 acknowledgement of the kernel's control messages, and the answer to a ping), ``status``
 (unreliable, every second: the procs' states). Kernel -> agent: ``welcome``, ``refused``, ``ctl`` (reliable
 commands), ``credit`` (unreliable: per-rank acks and credit limits, acks of the agent's
-control messages), ``ping``.
+control messages), ``ping``, ``terminate`` (the kernel is gone: from its stand-in).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ MAX_HEADER = 64 * 1024
 MAX_DATA_FRAME = 256 * 1024  # the size of items the agent puts in one data frame (about)
 
 AGENT_TYPES = frozenset({"hello", "data", "ctl", "ack", "status"})
-KERNEL_TYPES = frozenset({"welcome", "refused", "ctl", "credit", "ping"})
+KERNEL_TYPES = frozenset({"welcome", "refused", "ctl", "credit", "ping", "terminate"})
 
 
 class FrameError(ValueError):
