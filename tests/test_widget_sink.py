@@ -199,3 +199,39 @@ def test_a_closed_sink_lets_go_of_its_backlog_and_listener(monkeypatch: pytest.M
     before = len(sent)
     sink._send_replay(0)  # a late replay request finds nothing kept
     assert sent[before][1]["chunks"] == []
+
+
+class _KernelForHub:
+    """What AckHub needs of a kernel: a comm manager and the control handlers."""
+
+    class _Comms:
+        def register_target(self, name: str, handler: Any) -> None:
+            pass
+
+        def unregister_target(self, name: str, handler: Any) -> None:
+            pass
+
+    def __init__(self) -> None:
+        self.comm_manager = self._Comms()
+        self.control_handlers: dict[str, Any] = {}
+
+
+def test_a_hello_that_comes_before_its_sink_watches_the_widget_is_not_lost() -> None:
+    """A widget's comm opens when it is made, so its view can say hello (on the control
+    thread) before the sink making the widgets calls watch(): that view still counts."""
+    import threading
+
+    from ipylogfwd.sinks.acks import AckHub
+    from ipylogfwd.wire.view_messages import VIEW_PROTOCOL_VERSION
+
+    hub = AckHub(_KernelForHub())
+    hello = {"protocol": VIEW_PROTOCOL_VERSION, "type": "hello", "model_id": "m1", "view_id": "v1", "seq": 0}
+    on_control = threading.Thread(target=hub._receive, args=(hello,))  # off the main thread: live
+    on_control.start()
+    on_control.join()
+    assert not hub.wait_live_view("m1", 0.0)  # not watched yet
+    hub.watch(["m1"], lambda model_id, seq: None)
+    assert hub.wait_live_view("m1", 0.0)
+    assert hub.model_count() == 1
+    hub.unwatch(["m1"])
+    assert hub.model_count() == 0

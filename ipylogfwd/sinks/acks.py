@@ -25,11 +25,15 @@ import inspect
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..wire import view_messages
+
+UNCLAIMED_MODELS = 256
+"""Widgets whose views were heard from before any sink watched them, remembered (the newest)."""
 
 
 @dataclass
@@ -63,6 +67,10 @@ class AckHub:
         # model id -> who to tell of its views' hellos. Held weakly: a sink that is dropped
         # without close() must not live on through its listener (a kernel runs many cells).
         self._watchers: dict[str, Callable[[], Callable[[str, int], None] | None]] = {}
+        # Views of widgets no sink watches (yet): a view can say hello as soon as its widget's
+        # comm opens, before the sink making the widgets has called watch() (seen with
+        # ipykernel 6.29, whose control thread runs beside the cell). watch() claims them.
+        self._unclaimed: OrderedDict[str, dict[str, _View]] = OrderedDict()
         self.bad_messages = 0  # view messages this kernel could not understand
         self.last_bad_message = ""
         self.frontend_seen = False
@@ -110,8 +118,13 @@ class AckHub:
             self.live_seen = self.live_seen or live
             views = self._views.get(msg["model_id"])
             if views is None:
-                pass  # a widget no sink watches (the probe, or a closed cell's): the flags say enough
-            elif msg["type"] == "bye":
+                # Not watched: not yet (its sink is being made), or no more (the probe, a closed
+                # cell's widget). Kept for watch(), the newest UNCLAIMED_MODELS of them.
+                views = self._unclaimed.setdefault(msg["model_id"], {})
+                self._unclaimed.move_to_end(msg["model_id"])
+                while len(self._unclaimed) > UNCLAIMED_MODELS:
+                    self._unclaimed.popitem(last=False)
+            if msg["type"] == "bye":
                 views.pop(msg["view_id"], None)
             else:
                 view = views.setdefault(msg["view_id"], _View(live))
@@ -133,8 +146,9 @@ class AckHub:
         ref = weakref.WeakMethod(on_hello) if inspect.ismethod(on_hello) else (lambda: on_hello)
         with self._cond:
             for m in model_ids:
-                self._views.setdefault(m, {})
+                self._views.setdefault(m, {}).update(self._unclaimed.pop(m, {}))
                 self._watchers[m] = ref
+            self._cond.notify_all()
 
     def unwatch(self, model_ids: list[str]) -> None:
         """Forget these widgets' views and their hello listener."""
