@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import multiprocessing
 import os
+import shutil
 import signal
 import threading
 import time
@@ -253,6 +254,16 @@ class LocalProcs:
 
     def log_errors(self) -> dict[tuple[int, int], str]:
         return self._reader.log_errors()
+
+    def fetch_logs(self, dest: Path, timeout: float) -> list[Path]:
+        dest.mkdir(parents=True, exist_ok=True)
+        out = []
+        for rank in self._ranks:
+            for stream in (STDOUT, STDERR):
+                src = log_path(self._logdir, rank, stream)
+                if src.exists():
+                    out.append(Path(shutil.copy2(src, dest / src.name)))
+        return out
 
     def why_silent(self, rank: int) -> str:
         return ""  # a local proc is never cut off: it answers, is stuck, or is dead
