@@ -7,18 +7,26 @@ stopped in the reverse one:
 
 * the mailboxes, the barrier tracker and the dispatcher thread that carry output to sinks;
 * the cells table (``cells.Cells``), which hears the procs' results and exits;
-* the proc sets (one per host; today ``LocalProcs``), each with its reader and control thread;
+* the proc sets (one per host; today ``LocalProcs``), each with its reader and control thread,
+  their procs started with the environment ``environment`` computes (one rendezvous port
+  per generation, so ``torch.distributed`` needs no set-up and the port stays until a restart);
 * the status thread that keeps widget headers current.
 
 When a generation stops under a running cell, that cell's execution ends at once with
-``ProcDiedError``; output the procs wrote before they stopped is still published.
+``ProcDiedError``; output the procs wrote before they stopped is still published. Single
+ranks can be killed and replaced (``kill``) without stopping the generation: their running
+cell fails for them, everything they wrote is published, then their pipeline state starts
+afresh (barrier tracker, routes, line counts) before their new procs start.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +40,13 @@ from ..sinks.acks import frontend_problems
 from ..sinks.factory import default_sink, text_sink
 from . import flush as flushing
 from .cells import Cells, Execution
+from .environment import free_port, proc_environment
 from .localprocs import LocalProcs
 from .procset import ProcInfo, ProcSet
+from .stacks import StacksReport, describe
 from .status import GroupStatus, ProcStatus, StatusRefresher, describe_exit, proc_state
+
+KEEP_SOURCES = 1000  # cells whose source a stack dump can show (functions outlive their cell)
 
 SinkFactory = Callable[[list[int], dict[int, "int | None"], dict[int, list[str]]], Sink]
 """Makes a cell's sink from (target ranks, their pids, their log file paths)."""
@@ -66,10 +78,26 @@ class Generation:
         factory = config.sink_factory
         self._dispatcher.register_cell(0, text_sink() if factory is default_sink else factory(ranks, {}, {}))
         self.cells = Cells()
+        self.master_port = free_port()
+        inherited = dict(os.environ)
+        envs = {
+            r: proc_environment(
+                rank=r,
+                world_size=config.size,
+                local_rank=r,
+                local_world_size=config.size,
+                node_rank=0,
+                nnodes=1,
+                master_addr="127.0.0.1",
+                master_port=self.master_port,
+                cpus=os.cpu_count() or 1,
+                inherited=inherited,
+            )
+            for r in ranks
+        }
         self._sets: list[ProcSet] = [
             LocalProcs(
-                ranks,
-                config.size,
+                envs,
                 self._mailboxes,
                 self.cells,
                 logdir=config.logdir,
@@ -79,6 +107,9 @@ class Generation:
         self._refresher = StatusRefresher(self.statuses, self._dispatcher.live_sinks)
         self._log_errors_shown: set[str] = set()  # warned about once each
         self._warn_lock = threading.Lock()  # cells end and flushes happen on several threads
+        self._sources: OrderedDict[str, str] = OrderedDict()  # "<procs cell N>" -> its code
+        self._kill_lock = threading.Lock()  # one kill at a time: each resets the ranks' pipeline
+        self._kills = itertools.count(1)
 
     def start(self) -> None:
         """Start every proc set; on failure, stop what started and raise."""
@@ -96,11 +127,15 @@ class Generation:
         infos = {p.rank: p for p in self.procs()}
         dead = [r for r in ranks if not infos[r].alive]
         if dead:
+            listed = ",".join(map(str, dead))
             raise ProcDiedError(
                 f"rank(s) {dead} have exited ({describe_exit(infos[dead[0]].exitcode)}); "
-                "%procs --restart starts fresh procs"
+                f"%procs --kill {listed} replaces them with fresh procs (%procs --restart replaces all)"
             )
         execution = self.cells.begin(self, cell, ranks)
+        self._sources[f"<procs cell {cell}>"] = code
+        while len(self._sources) > KEEP_SOURCES:
+            self._sources.popitem(last=False)
         if sink is None:
             pids = {r: infos[r].pid for r in ranks}
             logs = {r: self._set_of(r).log_paths(r) for r in ranks}
@@ -145,6 +180,42 @@ class Generation:
     def interrupt(self, ranks: list[int]) -> None:
         for procs, mine in self._split(ranks):
             procs.interrupt(mine)
+
+    # --- kill and replace, stacks ---------------------------------------------------------
+    def kill(self, ranks: list[int], timeout: float = 10.0) -> None:
+        """Kill ``ranks``' procs (and their descendants) and start fresh ones in their place.
+        Their running cell fails for them with ``ProcDiedError``; what they wrote is published
+        first. ``ProcStartError`` if a new proc does not start."""
+        with self._kill_lock:
+            listed = ",".join(map(str, ranks))
+            self.cells.killed(ranks, f"killed and replaced by a fresh proc (%procs --kill {listed})")
+            key = ("kill", next(self._kills))
+            self._tracker.begin(key, ranks)
+            for procs, mine in self._split(ranks):
+                procs.kill(mine, timeout / 2)
+            # Their streams' ends are queued behind their last bytes: once the dispatcher has
+            # passed them, nothing of the old procs is left, and their state can start afresh.
+            late = self._tracker.wait(key, timeout / 2)
+            self._tracker.finish(key)
+            if late:
+                warnings.warn(f"output of killed rank(s) {late} may still be arriving", stacklevel=3)
+            for rank in ranks:
+                self._tracker.forget_rank(rank)
+                self._dispatcher.start_rank(rank, 0)
+            for procs, mine in self._split(ranks):
+                procs.respawn(mine, self.config.start_timeout)
+        self._refresher.refresh()
+
+    def stacks(self, ranks: list[int], timeout: float) -> StacksReport:
+        """Where each of ``ranks`` is: every thread's stack, ranks doing the same together."""
+        started = time.monotonic()
+        infos = {p.rank: p for p in self.procs()}
+        by_rank = {r: describe_exit(infos[r].exitcode) for r in ranks if not infos[r].alive}
+        sources = dict(self._sources)
+        for procs, mine in self._split([r for r in ranks if r not in by_rank]):
+            for rank, raw in procs.stacks(mine, timeout).items():
+                by_rank[rank] = describe(raw, sources, timeout)
+        return StacksReport(by_rank, time.monotonic() - started)
 
     # --- status ---------------------------------------------------------------------------
     def procs(self) -> list[ProcInfo]:

@@ -5,7 +5,12 @@ and 2 on pipes whose read ends go to its own ``Reader`` (which frames them into 
 mailboxes), and a duplex control ``Connection``. Its "ipylogfwd-control" thread receives
 every proc's control messages (hello, heartbeats, results) and notices procs that exit; it
 reports results and exits to the owner (``ProcEvents``). Each proc runs in a process group of
-its own, guarded by the ``Watchdog`` so that its children die with the kernel too.
+its own, guarded by the ``Watchdog`` so that its children die with the kernel too; every
+kill takes the proc's whole process tree (``proc.tree``), so children that called ``setsid``
+go too.
+
+A rank's proc can be killed and replaced (``kill`` then ``respawn``) while the others run on:
+the new one gets new pipes, a new token and a new control channel, and the same environment.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from ..pipeline.items import STDERR, STDOUT, BarrierKey
 from ..pipeline.logfiles import log_path
 from ..pipeline.queues import Mailboxes
 from ..pipeline.reader import Reader, make_pipe
-from ..proc import worker
+from ..proc import tree, worker
 from ..proc.watchdog import Watchdog
 from ..wire import markers, proc_messages
 from .procset import FlushAsk, ProcEvents, ProcInfo
+from .stacks import RawStacks, collect
 from .status import describe_exit
 
 STOP_GRACE = 1.0
@@ -59,6 +65,7 @@ class _LocalProc:
     process: multiprocessing.process.BaseProcess
     conn: mp_connection.Connection
     token: bytes
+    stacks_fd: int  # read end of the proc's stacks pipe (read only by ``stacks``)
     pid: int | None = None
     state: str = "starting"
     last_heard: float = 0.0
@@ -85,30 +92,31 @@ class _LocalProc:
 
 
 class LocalProcs:
-    """Ranks ``ranks`` of a world of ``world_size`` procs, on this machine."""
+    """Procs on this machine, one per key of ``envs`` (rank -> what to add to its environment)."""
 
     host = "localhost"
 
     def __init__(
         self,
-        ranks: list[int],
-        world_size: int,
+        envs: dict[int, dict[str, str]],
         mailboxes: Mailboxes,
         events: ProcEvents,
         *,
         logdir: Path,
         flush_interval: float,
     ) -> None:
-        self._ranks = list(ranks)
-        self._world_size = world_size
+        self._ranks = sorted(envs)
+        self._envs = envs
         self._events = events
         self._logdir = logdir
         self._flush_interval = flush_interval
         self._lock = threading.Lock()  # guards _procs and every field of its records
         self._procs: dict[int, _LocalProc] = {}
+        self._retired: list[_LocalProc] = []  # killed procs whose channels the control thread closes
         self._reader = Reader(mailboxes)
         self._watchdog = Watchdog()
         self._wake_r, self._wake_w = os.pipe()
+        self._stacks_lock = threading.Lock()  # one stack dump at a time reads the stacks pipes
         self._stopping = False
         self._bad_message: str | None = None  # set by the control thread, shown in problems()
         # The control thread: receives every proc's messages and notices procs that exit.
@@ -125,55 +133,67 @@ class LocalProcs:
 
     # --- start ----------------------------------------------------------------------------
     def start(self, timeout: float) -> None:
+        self._spawn_all(self._ranks, timeout)
+
+    def _spawn_all(self, ranks: list[int], timeout: float) -> None:
         ctx = multiprocessing.get_context("spawn")
-        # The parent-death signal fires when the spawning *thread* exits, so only ask for it
-        # when that thread lives as long as the kernel; the control channel's EOF covers the rest.
-        die_with_parent = threading.current_thread() is threading.main_thread()
-        for rank in self._ranks:
+        # A proc that dies the moment the kernel does would orphan its descendants (they go to
+        # init before anyone can walk its tree): while the watchdog runs, it takes them down,
+        # and the parent-death signal is only the fallback for when it could not start. That
+        # signal fires when the spawning *thread* exits, so it needs the kernel's main thread.
+        die_with_parent = not self._watchdog.running and threading.current_thread() is threading.main_thread()
+        for rank in ranks:
             self._spawn(ctx, rank, die_with_parent)
-        self._await_hello(timeout)
+        self._await_hello(ranks, timeout)
 
     def _spawn(self, ctx: Any, rank: int, die_with_parent: bool) -> None:
         out_r, out_w = make_pipe()
         err_r, err_w = make_pipe()
+        stacks_r, stacks_w = os.pipe()
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         token = markers.new_token()  # given to the proc and its reader only, never in the env
-        args = (rank, self._world_size, _InheritedFd(out_w), _InheritedFd(err_w), child_conn, token)
+        fds = (_InheritedFd(out_w), _InheritedFd(err_w), _InheritedFd(stacks_w))
         process = ctx.Process(
             target=worker.main,
             name=f"ipylogfwd-rank{rank}",
-            args=(*args, self._flush_interval, die_with_parent),
+            args=(self._envs[rank], *fds, child_conn, token, self._flush_interval, die_with_parent),
         )
         try:
             process.start()
         finally:
             os.close(out_w)
             os.close(err_w)
+            os.close(stacks_w)
             child_conn.close()
+        os.set_blocking(stacks_r, False)
         self._reader.add(rank, out_r, err_r, token, self._logdir)
         if process.pid is not None:
             # The proc makes its own process group, with the same id as its pid.
             self._watchdog.guard(process.pid)
         with self._lock:
-            self._procs[rank] = _LocalProc(rank, process, parent_conn, token, pid=process.pid)
+            self._procs[rank] = _LocalProc(rank, process, parent_conn, token, stacks_r, pid=process.pid)
         os.write(self._wake_w, b"x")
 
-    def _await_hello(self, timeout: float) -> None:
+    def _await_hello(self, ranks: list[int], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
-                starting = [p.rank for p in self._procs.values() if p.state == "starting"]
-                dead = [(p.rank, p.exitcode) for p in self._procs.values() if p.exitcode is not None]
+                procs = [self._procs[r] for r in ranks]
+                starting = [p.rank for p in procs if p.state == "starting"]
+                dead = [(p.rank, p.exitcode) for p in procs if p.exitcode is not None]
             if dead:
                 rank, code = dead[0]
                 raise ProcStartError(
                     f"proc {rank} exited during start-up ({describe_exit(code)}); "
-                    f"its output is above and in {log_path(self._logdir, rank, STDERR)}"
+                    f"its output is above and in {log_path(self._logdir, rank, STDERR)}; "
+                    "%procs --restart tries again"
                 )
             if not starting:
                 return
             if time.monotonic() > deadline:
-                raise ProcStartError(f"proc(s) {starting} did not start within {timeout:g} s")
+                raise ProcStartError(
+                    f"proc(s) {starting} did not say hello within {timeout:g} s; %procs --restart tries again"
+                )
             time.sleep(0.02)
 
     # --- asked by the group ---------------------------------------------------------------
@@ -220,6 +240,46 @@ class LocalProcs:
             with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
                 os.kill(pid, signal.SIGINT)
 
+    def stacks(self, ranks: list[int], timeout: float) -> dict[int, RawStacks]:
+        with self._lock:
+            targets = {
+                r: (p.pid, p.stacks_fd)
+                for r in ranks
+                if (p := self._procs.get(r)) is not None and p.alive and p.pid and p.stacks_fd >= 0
+            }
+        with self._stacks_lock:
+            return collect(targets, worker.STACKS_SIGNAL, timeout)
+
+    # --- replacing ranks ------------------------------------------------------------------
+    def kill(self, ranks: list[int], timeout: float) -> None:
+        with self._lock:
+            procs = [self._procs[r] for r in ranks]
+        for p in procs:
+            _kill_tree(p)
+        for p in procs:
+            p.process.join(max(0.1, timeout / 2))
+            with self._lock:
+                # Recorded here, not by the control thread: the owner hears nothing of a proc
+                # it had killed (it already ended that rank's cells its own way).
+                if p.exitcode is None:
+                    p.exitcode = p.process.exitcode if p.process.exitcode is not None else -signal.SIGKILL
+                p.state = "exited"
+            with p.send_lock:
+                p.conn_open = False  # closed by the control thread, which may be waiting on it
+            with self._stacks_lock:
+                os.close(p.stacks_fd)
+                p.stacks_fd = -1
+            if p.pid:
+                self._watchdog.release(p.pid)
+        with self._lock:
+            self._retired += procs
+        os.write(self._wake_w, b"x")
+        if not self._reader.retire(ranks, max(0.5, timeout / 2)):
+            self._bad_message = f"the reader did not close the pipes of killed rank(s) {ranks} in time"
+
+    def respawn(self, ranks: list[int], timeout: float) -> None:
+        self._spawn_all(ranks, timeout)
+
     def log_paths(self, rank: int) -> list[str]:
         return [str(log_path(self._logdir, rank, s)) for s in (STDOUT, STDERR)]
 
@@ -243,7 +303,7 @@ class LocalProcs:
             p.process.join(max(0.0, grace - time.monotonic()))
         for p in procs:
             if p.process.is_alive():
-                p.process.kill()
+                _kill_tree(p)
             _kill_group(p.pid)  # children of the proc that outlived it
         for p in procs:
             p.process.join(1.0)
@@ -265,13 +325,20 @@ class LocalProcs:
         self._reader.stop()
         with self._lock:
             procs = list(self._procs.values())
+            retired, self._retired = self._retired, []
+        for p in retired:
+            if not p.conn.closed:
+                p.conn.close()
         for p in procs:
             with p.send_lock:
                 p.conn_open = False
-                p.conn.close()
+                if not p.conn.closed:
+                    p.conn.close()
             _kill_group(p.pid)
             if p.pid:
                 self._watchdog.release(p.pid)
+            if p.stacks_fd >= 0:
+                os.close(p.stacks_fd)
         self._watchdog.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -280,8 +347,11 @@ class LocalProcs:
     def _control_loop(self) -> None:
         while not self._stopping:
             with self._lock:
+                retired, self._retired = self._retired, []
                 conns = {p.conn: p for p in self._procs.values() if p.conn_open}
                 sentinels = {p.process.sentinel: p for p in self._procs.values() if p.alive}
+            for p in retired:
+                p.conn.close()
             ready = mp_connection.wait([self._wake_r, *conns, *sentinels], timeout=0.5)
             for obj in ready:
                 if isinstance(obj, mp_connection.Connection):
@@ -331,6 +401,17 @@ class LocalProcs:
             p.state = "exited"
             code = p.exitcode
         self._events.on_exit(p.rank, code)
+
+
+def _kill_tree(p: _LocalProc) -> None:
+    """Kill ``p``'s proc and everything below it, descendants first: while the proc lives they
+    are still below it (it is their subreaper), so none is missed for having left its group."""
+    if p.pid and p.process.is_alive():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(p.pid, signal.SIGSTOP)  # it starts nothing more while its tree is walked
+        tree.kill_descendants(p.pid)
+    p.process.kill()
+    _kill_group(p.pid)
 
 
 def _kill_group(pid: int | None) -> None:

@@ -11,6 +11,9 @@ order. It is the only thread that touches the pipes, the framers and the log fil
   bar redrawn with ``\\r`` shows (and moves) without waiting for its ``\\n``.
 * Weak barriers: on request, read what is in the pipe now and queue a barrier behind it,
   for a proc that did not serve a flush in time (it "got everything read so far").
+* Retiring a rank whose proc was killed: read what is in its pipes now, queue each stream's
+  end and close them, even if a process that escaped the kill still holds a pipe open; the
+  rank's next proc then gets new pipes (``add``) and its log files continue the old ones.
 """
 
 from __future__ import annotations
@@ -80,11 +83,17 @@ class _Weak:
 
 
 @dataclass
+class _Retire:
+    ranks: list[int]
+    done: threading.Event
+
+
+@dataclass
 class _Stop:
     pass
 
 
-_Command = _Add | _Weak | _Stop
+_Command = _Add | _Weak | _Retire | _Stop
 
 
 class Reader:
@@ -125,6 +134,13 @@ class Reader:
         """Queue ``key`` behind everything readable now on ``ranks``; False if not done in time."""
         done = threading.Event()
         self._send(_Weak(key, list(ranks), done))
+        return done.wait(timeout)
+
+    def retire(self, ranks: list[int], timeout: float) -> bool:
+        """Queue the end of ``ranks``' streams behind everything readable from them now, and
+        close their pipes and log files; False if that was not done within ``timeout``."""
+        done = threading.Event()
+        self._send(_Retire(list(ranks), done))
         return done.wait(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -181,6 +197,8 @@ class Reader:
                 return True
             if isinstance(cmd, _Add):
                 self._add(cmd)
+            elif isinstance(cmd, _Retire):
+                self._retire(cmd)
             else:
                 self._weak(cmd)
 
@@ -234,10 +252,13 @@ class Reader:
     def _resume_drained(self) -> None:
         for proc in self._procs.values():
             if proc.paused and self._mailboxes.below(proc.rank, 0.5):
-                proc.paused = False
-                for st in proc.streams.values():
-                    if st.open:
-                        self._sel.register(st.fd, selectors.EVENT_READ, st)
+                self._resume(proc)
+
+    def _resume(self, proc: _ProcPipes) -> None:
+        proc.paused = False
+        for st in proc.streams.values():
+            if st.open:
+                self._sel.register(st.fd, selectors.EVENT_READ, st)
 
     def _release_idle(self) -> None:
         now = time.monotonic()
@@ -287,6 +308,34 @@ class Reader:
                     items.append(Barrier(st.stream, cmd.key, weak=True))
                 st.log.flush()
                 self._mailboxes.put(rank, items)
+        cmd.done.set()
+
+    def _retire(self, cmd: _Retire) -> None:
+        for rank in cmd.ranks:
+            proc = self._procs.pop(rank, None)
+            if proc is None:
+                continue
+            if proc.paused:
+                self._resume(proc)  # _close unregisters what is registered
+            for st in proc.streams.values():
+                items: list[Item] = []
+                drained = 0
+                while st.open:
+                    try:
+                        # Past the limit, what comes is a process that escaped the kill writing on.
+                        data = os.read(st.fd, READ_SIZE) if drained < WEAK_DRAIN_LIMIT else b""
+                    except OSError:  # BlockingIOError included: nothing more is there now
+                        data = b""
+                    drained += len(data)
+                    if not data:
+                        items += st.framer.finish()
+                        self._close(st)
+                    else:
+                        items += st.framer.feed(data)
+                self._mailboxes.put(rank, items)
+                st.log.close()
+                if st.log in self._logs:
+                    self._logs.remove(st.log)
         cmd.done.set()
 
     def _close(self, st: _Stream) -> None:
