@@ -25,7 +25,9 @@ def test_a_trailing_semicolon_silences_the_result(shared_kernel: KernelDriver) -
 
 
 def test_top_level_await_runs(shared_kernel: KernelDriver) -> None:
-    cell = shared_kernel.execute("%%procs 2\nimport asyncio\nawait asyncio.sleep(0.01)\nawait asyncio.sleep(0, 'awaited')")
+    cell = shared_kernel.execute(
+        "%%procs 2\nimport asyncio\nawait asyncio.sleep(0.01)\nawait asyncio.sleep(0, 'awaited')"
+    )
     assert cell.result_text() == "{0: 'awaited', 1: 'awaited'}", cell.error
 
 
@@ -40,7 +42,8 @@ def test_ipython_syntax_and_syntax_errors_are_one_clear_error(shared_kernel: Ker
         assert "site-packages" not in text and "interactiveshell" not in text, text
     bad = k.execute("%%procs 2\nx = 1\ndef (:\n")
     assert bad.error is not None and bad.error["ename"] == "CellSyntaxError"
-    assert _plain(bad).splitlines() == ['  File "<procs cell>", line 2', "    def (:", "        ^", "SyntaxError: invalid syntax"]
+    expected = ['  File "<procs cell>", line 2', "    def (:", "        ^", "SyntaxError: invalid syntax"]
+    assert _plain(bad).splitlines() == expected
     # Nothing ran.
     assert k.execute("%%procs 2\nx").result_text() == "{0: 'untouched', 1: 'untouched'}"
 

@@ -135,8 +135,9 @@ def test_kill_replaces_a_stuck_rank_and_what_it_wrote_stays(shared_kernel: Kerne
     assert killed.status == "ok", killed.error
     after = _pids(k)
     assert after[0] == before[0] and after[1] != before[1]
-    _wait_for(lambda: not psutil.pid_exists(before[1]) or psutil.Process(before[1]).status() == "zombie", 5, "the killed proc gone")
-    _wait_for(lambda: not psutil.pid_exists(daemon), 5, "the killed proc's daemon (it had left its session) gone")
+    gone = lambda pid: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"  # noqa: E731
+    _wait_for(lambda: gone(before[1]), 5, "the killed proc gone")
+    _wait_for(lambda: gone(daemon), 5, "the killed proc's daemon (it had left its session) gone")
     # The cell it was running fails for it; rank 0 had finished it.
     waited = k.execute("handle.wait(10)")
     assert waited.error is not None and waited.error["ename"] == "ProcDiedError", waited.error
@@ -163,7 +164,9 @@ def test_timeout_escalates_to_a_kill_and_cancel_too(shared_kernel: KernelDriver,
     assert took < 1 + 2 + 10
     assert _result(k.execute("%%procs 2\n'x' in globals()")) == {0: True, 1: False}
     # cancel(): SIGINT stops rank 0's sleep; rank 1's C loop needs the kill.
-    k.execute("%%procs 2 --bg\nimport time, os\nif os.environ['RANK'] == '1':\n    sum(range(10**12))\nelse:\n    time.sleep(600)")
+    k.execute(
+        "%%procs 2 --bg\nimport time, os\nif os.environ['RANK'] == '1':\n    sum(range(10**12))\nelse:\n    time.sleep(600)"
+    )
     k.execute("h = _")
     time.sleep(0.5)  # let both start their call (an interrupt before that has nothing to stop)
     assert k.execute("h.cancel(grace=1)").result_text() == "[1]"

@@ -90,6 +90,27 @@ class _LocalProc:
     def alive(self) -> bool:
         return self.exitcode is None
 
+    def killed(self) -> None:
+        """Record that this proc was killed (under the set's lock); its control channel is
+        closed later by the control thread, which may be waiting on it now."""
+        if self.exitcode is None:
+            self.exitcode = self.process.exitcode if self.process.exitcode is not None else -signal.SIGKILL
+        self.state = "exited"
+        with self.send_lock:
+            self.conn_open = False
+
+    def close_stacks(self) -> None:
+        if self.stacks_fd >= 0:
+            os.close(self.stacks_fd)
+            self.stacks_fd = -1
+
+    def close_channels(self) -> None:
+        with self.send_lock:
+            self.conn_open = False
+            if not self.conn.closed:
+                self.conn.close()
+        self.close_stacks()
+
 
 class LocalProcs:
     """Procs on this machine, one per key of ``envs`` (rank -> what to add to its environment)."""
@@ -261,14 +282,9 @@ class LocalProcs:
             with self._lock:
                 # Recorded here, not by the control thread: the owner hears nothing of a proc
                 # it had killed (it already ended that rank's cells its own way).
-                if p.exitcode is None:
-                    p.exitcode = p.process.exitcode if p.process.exitcode is not None else -signal.SIGKILL
-                p.state = "exited"
-            with p.send_lock:
-                p.conn_open = False  # closed by the control thread, which may be waiting on it
+                p.killed()
             with self._stacks_lock:
-                os.close(p.stacks_fd)
-                p.stacks_fd = -1
+                p.close_stacks()
             if p.pid:
                 self._watchdog.release(p.pid)
         with self._lock:
@@ -326,19 +342,12 @@ class LocalProcs:
         with self._lock:
             procs = list(self._procs.values())
             retired, self._retired = self._retired, []
-        for p in retired:
-            if not p.conn.closed:
-                p.conn.close()
-        for p in procs:
-            with p.send_lock:
-                p.conn_open = False
-                if not p.conn.closed:
-                    p.conn.close()
-            _kill_group(p.pid)
-            if p.pid:
-                self._watchdog.release(p.pid)
-            if p.stacks_fd >= 0:
-                os.close(p.stacks_fd)
+        for p in retired + procs:
+            p.close_channels()
+            if p in procs:
+                _kill_group(p.pid)
+                if p.pid:
+                    self._watchdog.release(p.pid)
         self._watchdog.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
