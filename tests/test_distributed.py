@@ -165,7 +165,8 @@ def test_timeout_escalates_to_a_kill_and_cancel_too(shared_kernel: KernelDriver,
     assert _result(k.execute("%%procs 2\n'x' in globals()")) == {0: True, 1: False}
     # cancel(): SIGINT stops rank 0's sleep; rank 1's C loop needs the kill.
     k.execute(
-        "%%procs 2 --bg\nimport time, os\nif os.environ['RANK'] == '1':\n    sum(range(10**12))\nelse:\n    time.sleep(600)"
+        "%%procs 2 --bg\nimport time, os\n"
+        "if os.environ['RANK'] == '1':\n    sum(range(10**12))\nelse:\n    time.sleep(600)"
     )
     k.execute("h = _")
     time.sleep(0.5)  # let both start their call (an interrupt before that has nothing to stop)
