@@ -164,12 +164,13 @@ def test_timeout_escalates_to_a_kill_and_cancel_too(shared_kernel: KernelDriver,
     assert took < 1 + 2 + 10
     assert _result(k.execute("%%procs 2\n'x' in globals()")) == {0: True, 1: False}
     # cancel(): SIGINT stops rank 0's sleep; rank 1's C loop needs the kill.
-    k.execute(
-        "%%procs 2 --bg\nimport time, os\n"
+    bg = k.execute(
+        "%%procs 2 --bg\nimport time, os\nprint('in the cell', flush=True)\n"
         "if os.environ['RANK'] == '1':\n    sum(range(10**12))\nelse:\n    time.sleep(600)"
     )
     k.execute("h = _")
-    time.sleep(0.5)  # let both start their call (an interrupt before that has nothing to stop)
+    for rank in (0, 1):  # an interrupt that comes before the cell starts has nothing to stop
+        k.wait_for_output(bg.msg_id, f"[{rank}] in the cell")
     assert k.execute("h.cancel(grace=1)").result_text() == "[1]"
     waited = k.execute("h.wait(5)")
     assert waited.error is not None and waited.error["ename"] == "ProcsError", waited.error
