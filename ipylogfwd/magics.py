@@ -174,8 +174,13 @@ class ProcsMagics(Magics):
             raise IPythonUsageError(str(exc)) from None
         if not report.ok:
             bad = [f"{e.rank} ({e.outcome})" for e in report.shortfalls]
+            ranks = ",".join(str(e.rank) for e in report.shortfalls)
             warnings.warn_explicit(
-                f"not every proc reached the full barrier: {', '.join(bad)}", FlushWarning, "%logflush", 0
+                f"not every proc reached the full barrier: {', '.join(bad)}; "
+                f"%procs --stacks -t {ranks} shows where they are, %procs --kill {ranks} replaces them",
+                FlushWarning,
+                "%logflush",
+                0,
             )
         return report
 
