@@ -215,7 +215,7 @@ class Generation:
         for procs, mine in self._split([r for r in ranks if r not in by_rank]):
             for rank, raw in procs.stacks(mine, timeout).items():
                 by_rank[rank] = describe(raw, sources, timeout)
-        return StacksReport(by_rank, time.monotonic() - started)
+        return StacksReport(dict(sorted(by_rank.items())), time.monotonic() - started)
 
     # --- status ---------------------------------------------------------------------------
     def procs(self) -> list[ProcInfo]:
