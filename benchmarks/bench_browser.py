@@ -61,7 +61,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -387,7 +387,7 @@ class Summary:
         self.rows.append((what, "runs", f"{type(exc).__name__}", "ERROR"))
 
     def print(self) -> None:
-        w = [max(len(r[i]) for r in self.rows + [("check", "target", "result", "")]) for i in range(3)]
+        w = [max(len(r[i]) for r in [*self.rows, ("check", "target", "result", "")]) for i in range(3)]
         say(f"{'check':<{w[0]}}  {'target':<{w[1]}}  {'result':<{w[2]}}  verdict")
         say(f"{'-' * w[0]}  {'-' * w[1]}  {'-' * w[2]}  -------")
         for what, target, result, verdict in self.rows:
@@ -428,7 +428,8 @@ def machine_info() -> None:
         commit = "unknown"
     say("machine")
     say(
-        f"  cpus: {cpus} ({usable} usable by this process); memory {mem.total / 2**30:.1f} GiB, {mem.available / 2**30:.1f} GiB available"
+        f"  cpus: {cpus} ({usable} usable by this process); "
+        f"memory {mem.total / 2**30:.1f} GiB, {mem.available / 2**30:.1f} GiB available"
     )
     say(f"  load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
     # CPU use over one second, of the whole machine and of its busiest processes (other
@@ -436,18 +437,14 @@ def machine_info() -> None:
     procs = list(psutil.process_iter(["pid", "name"]))
     psutil.cpu_percent(None)
     for p in procs:
-        try:
+        with suppress(psutil.Error):  # it exited meanwhile, or is not ours to read: left out
             p.cpu_percent(None)
-        except psutil.Error:
-            pass
     time.sleep(1.0)  # the sampling window of the CPU figures
     cpu = psutil.cpu_percent(None)
     top = []
     for p in procs:
-        try:
+        with suppress(psutil.Error):  # it exited meanwhile, or is not ours to read: left out
             top.append((p.cpu_percent(None), p.info["name"], p.pid))
-        except psutil.Error:
-            pass
     top.sort(reverse=True)
     others = ", ".join(f"{name} (pid {pid}) {c:.0f}%" for c, name, pid in top[:3] if c >= 5) or "none over 5%"
     say(f"  CPU busy over 1 s before the run: {cpu:.0f}% of all cpus; busiest processes: {others}")
@@ -469,7 +466,8 @@ def part1(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
     procs, n = 4, cfg.lines
     kernel_timeout = 600
     say(
-        f"\n== 1. last print of {procs} procs x {n:,} stdout lines -> %logflush returns, all 'rendered' ({cfg.runs} run(s))"
+        f"\n== 1. last print of {procs} procs x {n:,} stdout lines -> %logflush returns, "
+        f"all 'rendered' ({cfg.runs} run(s))"
     )
     nb = open_notebook(
         server,
@@ -577,13 +575,18 @@ def part1(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
             all_hidden &= hidden_ok
             if not tail_ok:
                 want_tail = [f"r{r} {i:07d}" for i in range(n - shown, n)]
-                k = next((i for i, (g, w) in enumerate(zip(texts, want_tail)) if g != w), min(len(texts), len(want_tail)))
+                k = next(
+                    (i for i, (g, w) in enumerate(zip(texts, want_tail, strict=False)) if g != w),
+                    min(len(texts), len(want_tail)),
+                )
                 say(
-                    f"         rank {r}: first difference at line {k} of {shown}: got {texts[max(0, k - 1) : k + 2]!r}, "
+                    f"         rank {r}: first difference at line {k} of {shown}: "
+                    f"got {texts[max(0, k - 1) : k + 2]!r}, "
                     f"want {want_tail[max(0, k - 1) : k + 2]!r}; streams {d['streams']}"
                 )
             say(
-                f"         rank {r}: last line {texts[-1] if texts else None!r} ({'ok' if last_ok else 'WRONG, want ' + repr(want_last)}); "
+                f"         rank {r}: last line {texts[-1] if texts else None!r} "
+                f"({'ok' if last_ok else 'WRONG, want ' + repr(want_last)}); "
                 f"{shown:,} lines shown ({'contiguous tail' if tail_ok else 'NOT the contiguous tail'}); "
                 f"hidden notice: {hidden:,} ({'= printed - shown' if hidden_ok else f'WRONG, want {n - shown:,}'})"
             )
@@ -650,7 +653,8 @@ def part2(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         f"first call {ms(lat[0])}; p50 without the first {ms(pct(lat[1:], 50)) if len(lat) > 1 else '--'}"
     )
     say(
-        f"  slowest rank's entry per call (FlushEntry.seconds): median {ms(statistics.median(b['worst']))}, max {ms(max(b['worst']))}"
+        "  slowest rank's entry per call (FlushEntry.seconds): "
+        f"median {ms(statistics.median(b['worst']))}, max {ms(max(b['worst']))}"
     )
     if b["bad"]:
         say(f"  {len(b['bad'])} call(s) not 'rendered' on every rank; first: {b['bad'][:3]}")
@@ -802,9 +806,11 @@ def part3(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
     flood_end = max(v[1] for v in res.values())
     total_lines = sum(v[2] for v in res.values())
     say(
-        f"  procs printed {total_lines:,} lines in {flood_end - flood_start:.1f} s ({total_lines / max(flood_end - flood_start, 1e-9):,.0f} lines/s in all; "
+        f"  procs printed {total_lines:,} lines in {flood_end - flood_start:.1f} s "
+        f"({total_lines / max(flood_end - flood_start, 1e-9):,.0f} lines/s in all; "
         f"per rank {min(v[2] for v in res.values()):,} to {max(v[2] for v in res.values()):,}); "
-        f"after the last print, the handle's wait returned in {b['t_waited'] - flood_end:.2f} s and the flush in {b['t1'] - b['t_waited']:.2f} s more"
+        f"after the last print, the handle's wait returned in {b['t_waited'] - flood_end:.2f} s "
+        f"and the flush in {b['t1'] - b['t_waited']:.2f} s more"
     )
     say(f"  load average (1 min) {load_before:.2f} before, {load_after:.2f} after")
     say("  " + cpu_report(cpu_before, cpu_after, cpu_t1 - cpu_t0))
@@ -835,8 +841,8 @@ def part3(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
     window = (lt["now"] - window_start) / 1000
     if obs["supported"]:
         say(
-            f"  long tasks (> 50 ms) in the {window:.1f} s window (--bg cell start -> flush cell done): {len(durations)}, "
-            f"max {ms(max(durations)) if durations else '--'}, over 200 ms: {len(over)}, "
+            f"  long tasks (> 50 ms) in the {window:.1f} s window (--bg cell start -> flush cell done): "
+            f"{len(durations)}, max {ms(max(durations)) if durations else '--'}, over 200 ms: {len(over)}, "
             f"total {sum(durations):.2f} s; while the procs printed: {len(in_flood)}, "
             f"max {ms(max(in_flood)) if in_flood else '--'}"
         )
@@ -855,7 +861,8 @@ def part3(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         f"  page.evaluate('1') round trips, every {cfg.sample_interval:g} s: {len(rts)} samples, "
         f"median {ms(statistics.median(rts))}, max {ms(max(rts))}; "
         + (
-            f"while the procs printed ({len(rts_flood)}): median {ms(statistics.median(rts_flood))}, max {ms(max(rts_flood))}"
+            f"while the procs printed ({len(rts_flood)}): "
+            f"median {ms(statistics.median(rts_flood))}, max {ms(max(rts_flood))}"
             if rts_flood
             else "none while the procs printed"
         )
@@ -898,10 +905,15 @@ def main() -> int:
     ap.add_argument("--flushes", type=int, help="(2) flush calls (default 100; quick 20)")
     ap.add_argument("--flood-seconds", type=float, help="(3) seconds the procs print (default 30; quick 5)")
     ap.add_argument(
-        "--trace", default="", help="(3) write a Chromium performance trace (JSON, for DevTools) of the flood's start here"
+        "--trace",
+        default="",
+        help="(3) write a Chromium performance trace (JSON, for DevTools) of the flood's start here",
     )
     ap.add_argument(
-        "--flood-nice", type=int, default=0, help="(3) the flooding procs lower their CPU priority by this (os.nice; default 0)"
+        "--flood-nice",
+        type=int,
+        default=0,
+        help="(3) the flooding procs lower their CPU priority by this (os.nice; default 0)",
     )
     ap.add_argument("--trace-seconds", type=float, default=8.0, help="(3) seconds the trace runs (default 8)")
     ap.add_argument("--trace-js", action="store_true", help="(1, 3) the traces include JS samples (costs more)")

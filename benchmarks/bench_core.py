@@ -100,7 +100,7 @@ class Frontend:
         self.count_ranks = count_ranks
         self.km = KernelManager(kernel_name="python3")
         # The kernel's own stdout/stderr (start-up warnings, crashes) go to ``log`` if given.
-        self._log = open(log, "ab") if log is not None else None
+        self._log = open(log, "ab") if log is not None else None  # noqa: SIM115 - the kernel's stdout until close()
         if self._log is not None:
             self.km.start_kernel(stdout=self._log, stderr=subprocess.STDOUT)
         else:
@@ -131,7 +131,7 @@ class Frontend:
                 except queue.Empty:
                     continue
                 self._on_msg(msg)
-        except BaseException as exc:  # surfaced by execute()
+        except BaseException as exc:  # noqa: BLE001 - whatever it is, execute() raises it in the caller
             self.pump_error = exc
             with self._cond:
                 self._cond.notify_all()
@@ -254,7 +254,9 @@ def flood_in_kernel(fe: Frontend, nprocs: int, lines: int, payload: int, writer:
     in the kernel and procs."""
     k0 = psutil.Process(fe.pid).cpu_times()
     s0 = psutil.Process().cpu_times()
-    bg = fe.execute(f"%%procs {nprocs} --bg\n" + proc_body(lines, payload, writer=writer) + "(t_first, t_last, c_last - c_first)\n")
+    bg = fe.execute(
+        f"%%procs {nprocs} --bg\n" + proc_body(lines, payload, writer=writer) + "(t_first, t_last, c_last - c_first)\n"
+    )
     flush = fe.execute(
         "import time as _time, json as _json\n"
         "_h = get_ipython().magics_manager.registry['ProcsMagics'].last\n"
@@ -300,7 +302,10 @@ def flood_floor(nprocs: int, lines: int, payload: int, sink: str = "cat") -> dic
     (each waits for a common start time so interpreter start-up skew is not counted), timed
     from the first print until every pipeline has finished."""
     start_at = time.time() + 1.0
-    code = proc_body(lines, payload, start_at) + 'sys.stderr.write("%r %r %r\\n" % (t_first, t_last, c_last - c_first))\n'
+    code = (
+        proc_body(lines, payload, start_at)
+        + 'sys.stderr.write("%r %r %r\\n" % (t_first, t_last, c_last - c_first))\n'
+    )
     redirect = "| cat > /dev/null" if sink == "cat" else "> /dev/null"
     cmd = f"{shlex.quote(PYTHON)} -c {shlex.quote(code)} {redirect}"
     pipes = [
@@ -400,13 +405,16 @@ def part_ab(args: argparse.Namespace, logdir: Path, summary: list[tuple[str, str
             st.texts = {"stdout": [], "stderr": []}  # free the text
             print(
                 f"  rep {rep + 1}: ipylogfwd wall {r['wall']:.3f} s (procs done writing at +{r['written']:.3f} s, "
-                f"kernel saw done +{r['done_seen']:.3f} s, frontend got last line +{r['frontend_last'] or float('nan'):.3f} s, "
-                f"{r['stream_messages']} stream msgs) | floor wall {fl['wall']:.3f} s (written +{fl['written']:.3f} s) | "
+                f"kernel saw done +{r['done_seen']:.3f} s, "
+                f"frontend got last line +{r['frontend_last'] or float('nan'):.3f} s, "
+                f"{r['stream_messages']} stream msgs) | "
+                f"floor wall {fl['wall']:.3f} s (written +{fl['written']:.3f} s) | "
                 f"/dev/null wall {nulls[-1]['wall']:.3f} s"
             )
             print(
-                f"         proc first->last print: ipylogfwd {['%.3f' % x for x in r['proc_times']]} | "
-                f"floor {['%.3f' % x for x in fl['proc_times']]} | /dev/null {['%.3f' % x for x in nulls[-1]['proc_times']]}"
+                f"         proc first->last print: ipylogfwd {[f'{x:.3f}' for x in r['proc_times']]} | "
+                f"floor {[f'{x:.3f}' for x in fl['proc_times']]} | "
+                f"/dev/null {[f'{x:.3f}' for x in nulls[-1]['proc_times']]}"
             )
             print(
                 f"         kernel CPU {r['kernel_cpu']:.2f} s, frontend CPU {r['frontend_cpu']:.2f} s, "
@@ -437,7 +445,7 @@ def part_ab(args: argparse.Namespace, logdir: Path, summary: list[tuple[str, str
     p_null = med([t for x in nulls for t in x["proc_times"]])
     print(f"  for reference, the same code straight to /dev/null (no pipe): wall {null_wall:.3f} s, "
           f"proc first->last print {p_null:.3f} s")
-    summary.append(("(a) wall, 4x%s lines, first print -> %%logflush returns" % f"{lines:,}",
+    summary.append((f"(a) wall, 4x{lines:,} lines, first print -> %logflush returns",
                     f"{wall:.3f} s vs floor {floor:.3f} s = {wall / floor:.2f}x", "<= 1.5x", wall / floor <= 1.5))
     summary.append(("(a) frontend got every line exactly once",
                     f"lost {lost}, duplicated {dup}, malformed/out-of-order/misplaced {bad}", "0 / 0 / 0",
@@ -550,7 +558,8 @@ def _part_d(args: argparse.Namespace, logdir: Path, summary: list[tuple[str, str
     print(f"  wall {r['wall']:.2f} s ({total / r['wall'] / 1e6:.2f} M lines/s), procs done writing at "
           f"+{r['written']:.2f} s, kernel CPU {r['kernel_cpu']:.1f} s, frontend CPU {r['frontend_cpu']:.1f} s, "
           f"{r['stream_messages']} stream msgs")
-    print(f"  frontend lines per rank {got} (expected {lines:,} each); flush outcomes {sorted(set(r['outcomes'].values()))}")
+    print(f"  frontend lines per rank {got} (expected {lines:,} each); "
+          f"flush outcomes {sorted(set(r['outcomes'].values()))}")
     print(f"  kernel RSS: idle {idle / MB:.1f} MiB, peak {peak[0] / MB:.1f} MiB (at +{peak[1]:.1f} s), "
           f"difference {diff / MB:.1f} MiB, after the flood {after / MB:.1f} MiB "
           f"({samples[0]} samples every {args.rss_interval * 1000:.0f} ms)")
@@ -584,7 +593,7 @@ def machine_info() -> None:
         rev = "?"
     print("== machine ==")
     print(f"  cpus {os.cpu_count()} (affinity {len(os.sched_getaffinity(0))}), "
-          f"{platform.machine()}, {platform.platform()}, load avg {' '.join('%.2f' % x for x in os.getloadavg())}")
+          f"{platform.machine()}, {platform.platform()}, load avg {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"  memory {psutil.virtual_memory().total / (1 << 30):.1f} GiB")
     print(f"  python {platform.python_version()} ({PYTHON})")
     print(f"  ipylogfwd {ipylogfwd.__version__} @ {rev}, ipykernel {ipykernel.__version__}, "
@@ -593,7 +602,9 @@ def machine_info() -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--parts", default="a,b,c,d", help="comma-separated parts to run: a,b,c,d (a and b share runs)")
     ap.add_argument("--quick", action="store_true", help="scale everything down (smoke check, < ~60 s)")
     ap.add_argument("--lines", type=int, help="(a/b) lines per proc (default 250000; quick 20000)")
@@ -643,7 +654,7 @@ def main() -> None:
         shutil.rmtree(logdir, ignore_errors=True)
 
     print(f"\n== summary ({time.monotonic() - t0:.0f} s; load avg now "
-          f"{' '.join('%.2f' % x for x in os.getloadavg())} on {os.cpu_count()} cpus) ==")
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cpus) ==")
     w1 = max(len(s[0]) for s in summary)
     w2 = max(len(s[1]) for s in summary)
     w3 = max(len(s[2]) for s in summary)

@@ -10,6 +10,7 @@ the rate-limit replay needs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -32,7 +33,7 @@ TOKEN_START = re.compile(r"Q\d\d[oe]\d")
 
 def line_pattern(payload: int) -> re.Pattern[str]:
     """Matches one intact workload line (rank, stream letter, sequence) ending at a newline."""
-    return re.compile(r"Q(\d\d)([oe])(\d{7}) x{%d}(?=\n|$)" % payload)
+    return re.compile(r"Q(\d\d)([oe])(\d{7}) x{%d}(?=\n|$)" % payload)  # noqa: UP031 - the regex's braces stay single
 
 
 @dataclass
@@ -168,10 +169,8 @@ class Recorder(Frontend):
 
     def kill_tree(self) -> list[int]:
         """Shut the kernel down and kill every process started under it; the pids killed late."""
-        try:
+        with contextlib.suppress(Exception):  # the kernel may be gone already; the sweep below still runs
             self.shutdown()
-        except Exception:  # noqa: BLE001 - the kernel may be gone already; the sweep below still runs
-            pass
         return kill_marked(self.marker)
 
 

@@ -8,6 +8,7 @@ exceeded", "IOPub data rate exceeded", sent to the client as stderr) are counted
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -59,7 +60,7 @@ class ServerFrontend:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = logdir / "server.log"
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server's stdout until close()
         self.root = tempfile.mkdtemp(prefix="compare-server-root-")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyter_server", "--ip=127.0.0.1", f"--port={self.port}", "--no-browser",
@@ -92,7 +93,9 @@ class ServerFrontend:
                 return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"jupyter server exited with {self.proc.returncode}; see {self.log_path}")
+                    raise RuntimeError(
+                        f"jupyter server exited with {self.proc.returncode}; see {self.log_path}"
+                    ) from None  # the refused connection says nothing more than that
                 time.sleep(0.2)
         raise TimeoutError(f"jupyter server: /api/status did not answer within {timeout:.0f} s")
 
@@ -165,15 +168,11 @@ class ServerFrontend:
     def close(self) -> None:
         """Shut down the kernel through the server, stop the server, kill what is left."""
         self._stop = True
-        try:
+        with contextlib.suppress(Exception):  # a failed shutdown is fine: the kill below still cleans up
             req = urllib.request.Request(f"{self.base}/api/kernels/{self.kernel_id}", method="DELETE")
             urllib.request.urlopen(req, timeout=20).read()
-        except Exception:  # noqa: BLE001 - the kill below still cleans up
-            pass
-        try:
+        with contextlib.suppress(Exception):  # broken or closed already: the server is stopped below
             self.ws.close()
-        except Exception:  # noqa: BLE001
-            pass
         self.proc.terminate()
         try:
             self.proc.wait(10)
@@ -207,10 +206,8 @@ def server_check(system: System, n: int, lines: int, payload: int, timeout: floa
         out.rate_notices = sum(
             "".join(chunks).count("rate exceeded") for by in fe.rec.streams.values() for chunks in by.values()
         )
-        try:
+        with contextlib.suppress(Exception):  # a failed teardown is fine: close() kills it anyway
             fe.run(system.teardown_code, 30, f"{system.name}: teardown through the server")
-        except Exception:  # noqa: BLE001 - close() kills it anyway
-            pass
     except Exception as exc:  # noqa: BLE001 - reported in the table
         out.failure = f"{type(exc).__name__}: {str(exc)[:300]}"
     finally:

@@ -51,7 +51,8 @@ IPYLOGFWD = System(
     # limit, there for a server's IOPub limits, is off. Through a server it is left at its default.
     setup_code="%load_ext ipylogfwd\nimport ipylogfwd as _lf\n_lf.set_text_limit(None)\n"
     "get_ipython().run_cell_magic('procs', '{n}', 'import compare_workload as _W')\n",
-    server_setup_code="%load_ext ipylogfwd\nget_ipython().run_cell_magic('procs', '{n}', 'import compare_workload as _W')\n",
+    server_setup_code="%load_ext ipylogfwd\n"
+    "get_ipython().run_cell_magic('procs', '{n}', 'import compare_workload as _W')\n",
     workload_code=(
         "import time as _time\n"
         "_ip = get_ipython()\n"
@@ -83,7 +84,8 @@ IPYPARALLEL = System(
         "_dv.execute('import compare_workload as _W', block=True)\n"
     ),
     workload_code=(
-        "get_ipython().run_cell_magic('px', '--block', '_r = _W.write_lines(_rank, {lines}, {payload}, {start_at!r})')\n"
+        "get_ipython().run_cell_magic('px', '--block', "
+        "'_r = _W.write_lines(_rank, {lines}, {payload}, {start_at!r})')\n"
         "_t_flushed = _time.time()\n"
         "_res = {{r: v for r, v in zip(_dv.pull('_rank', block=True), _dv.pull('_r', block=True))}}\n"
     ),
@@ -105,7 +107,8 @@ MULTIPROCESSING = System(
         "_pool.map(abs, range({n}), chunksize=1)\n"
     ),
     workload_code=(
-        "_res = dict(_pool.map(_W.pool_task, [(_r, {lines}, {payload}, {start_at!r}) for _r in range({n})], chunksize=1))\n"
+        "_res = dict(_pool.map(_W.pool_task, [(_r, {lines}, {payload}, {start_at!r}) for _r in range({n})], "
+        "chunksize=1))\n"
         "_sys.stdout.flush()\n_sys.stderr.flush()\n"
         "_t_flushed = _time.time()\n"
     ),

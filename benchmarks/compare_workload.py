@@ -11,6 +11,7 @@ chunking a system adds.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -63,7 +64,8 @@ def pool_task(args: tuple[int, int, int, float]) -> tuple[int, tuple[float, floa
     return rank, write_lines(*args)
 
 
-try:  # Monarch's actor lives here so its procs import it by name, like the other systems.
+# Monarch's actor lives here so its procs import it by name, like the other systems.
+with contextlib.suppress(Exception):  # Monarch absent or unusable: compare.py reports why itself
     from monarch.actor import Actor, current_rank, endpoint
 
     class Writer(Actor):  # type: ignore[misc]
@@ -77,6 +79,3 @@ try:  # Monarch's actor lives here so its procs import it by name, like the othe
         @endpoint  # type: ignore[misc]
         def ping(self) -> int:
             return os.getpid()
-
-except Exception:  # noqa: BLE001 - Monarch absent or unusable: compare.py reports why itself
-    pass

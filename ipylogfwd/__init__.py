@@ -24,8 +24,7 @@ from .errors import (
 from .group import Execution, GroupStatus, ProcGroup, ProcStatus, parse_targets
 from .pipeline.barrier import FlushEntry, FlushReport
 from .sinks.elision import set_text_limit
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 __all__ = [
     "Execution",

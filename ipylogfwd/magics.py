@@ -20,6 +20,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from .errors import CellSyntaxError, FlushWarning, UsageError
 from .group import Execution, GroupStatus, ProcGroup
 from .group.args import MAX_PROCS, check_size, check_timeout, parse_targets
+from .launchers.choose import Choice, choose
 from .pipeline.barrier import FlushReport
 
 
@@ -30,6 +31,7 @@ class ProcsMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self.group: ProcGroup | None = None
+        self.launcher: Choice | None = None  # how the group's launcher was chosen
         self.last: Execution | None = None
 
     @magic_arguments()
@@ -54,6 +56,12 @@ class ProcsMagics(Magics):
         help="Line form without DIR: print where the per-proc log files are. With DIR: write new procs' logs there.",
     )
     @argument("--force", action="store_true", help=f"Allow more than {MAX_PROCS} procs.")
+    @argument(
+        "--launcher",
+        metavar="NAME",
+        help="Run the procs on hosts: local (agents on this machine), ray, or a launcher object's name.",
+    )
+    @argument("--per-host", type=int, metavar="P", help="With --launcher local or ray: procs per host.")
     @argument(
         "--stacks",
         action="store_true",
@@ -104,7 +112,7 @@ class ProcsMagics(Magics):
             raise UsageError("no procs are running: say how many, e.g. %%procs 4")
         # Every argument is checked before anything is started.
         targets = parse_targets(args.targets, size) if args.targets else None
-        group = self._ensure(args.n, restart=args.restart, logdir=args.logdir or None, force=args.force)
+        group = self._ensure(args, logdir=args.logdir or None)
         execution = group.submit(cell, targets)
         if args.bg:
             self.last = execution
@@ -134,24 +142,38 @@ class ProcsMagics(Magics):
                 raise UsageError("no procs are running: start some with %%procs N")
             print(self.group.logdir)
             return None
-        if args.n is not None or args.restart:
-            self._ensure(args.n, restart=args.restart, logdir=args.logdir, force=args.force)
+        if args.n is not None or args.restart or args.launcher:
+            self._ensure(args, logdir=args.logdir)
         if self.group is None:
             raise UsageError("no procs are running: start some with %%procs N")
         return self.group.status()
 
-    def _ensure(self, n: int | None, *, restart: bool, logdir: str | None, force: bool) -> ProcGroup:
-        group = self.group
-        if group is None:
-            if n is None:
-                raise UsageError("no procs are running: say how many, e.g. %%procs 4")
-            self.group = ProcGroup(n, logdir=logdir, force=force)
-            return self.group
-        if restart or (n is not None and n != group.size) or (logdir and logdir != str(group.logdir)):
+    def _ensure(self, args: Any, *, logdir: str | None) -> ProcGroup:
+        """The group the arguments ask for: the running one when it fits (same N, launcher and
+        log directory), else a new one (on the same launcher unless another is named)."""
+        n, group = args.n, self.group
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        asked = choose(args.launcher, args.per_host, namespace) if args.launcher or group is None else None
+        if group is not None:
+            same = (
+                (n is None or n == group.size)
+                and (asked is None or (self.launcher is not None and asked.key == self.launcher.key))
+                and (not logdir or logdir == str(group.logdir))
+            )
+            if same and not args.restart:
+                return group
+            if same and group.launcher is not None:
+                group.restart()  # the same agents, fresh procs
+                return group
+            n = n or group.size
+            asked = asked or self.launcher
             group.shutdown()
             self.group = None
-            self.group = group = ProcGroup(n or group.size, logdir=logdir, force=force)
-        return group
+        if n is None:
+            raise UsageError("no procs are running: say how many, e.g. %%procs 4")
+        self.group = ProcGroup(n, logdir=logdir, force=args.force, launcher=asked.make(n) if asked else None)
+        self.launcher = asked
+        return self.group
 
     @magic_arguments()
     @argument("--timeout", type=float, default=10.0, help="Give up waiting after this many seconds (default 10).")
@@ -195,13 +217,13 @@ class ProcsMagics(Magics):
         cell (``%reload_ext``); shut it down at the cell's end if none does."""
         if self.group is None:
             return
-        _parked[id(self.shell)] = (self.group, self.last)
-        self.group, self.last = None, None
+        _parked[id(self.shell)] = (self.group, self.last, self.launcher)
+        self.group, self.last, self.launcher = None, None, None
         shell: Any = self.shell
 
         def shut_down_unless_taken_back() -> None:
             shell.events.unregister("post_execute", shut_down_unless_taken_back)
-            group, _ = _parked.pop(id(shell), (None, None))
+            group, _, _ = _parked.pop(id(shell), (None, None, None))
             if group is not None:
                 group.shutdown()
 
@@ -209,10 +231,10 @@ class ProcsMagics(Magics):
 
     def take_back(self) -> None:
         """The extension is loaded again: take back the group a ``park`` kept, if any."""
-        self.group, self.last = _parked.pop(id(self.shell), (None, None))
+        self.group, self.last, self.launcher = _parked.pop(id(self.shell), (None, None, None))
 
 
-_parked: dict[int, tuple[ProcGroup | None, Execution | None]] = {}
+_parked: dict[int, tuple[ProcGroup | None, Execution | None, Choice | None]] = {}
 """Groups of shells whose extension was unloaded in the cell running now, by shell."""
 
 __all__ = ["GroupStatus", "ProcsMagics"]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from kernel_driver import KernelDriver
 
 
-def _loaded_kernel() -> Iterator[KernelDriver]:
-    k = KernelDriver()
+def _loaded_kernel(launcher: str | None = None) -> Iterator[KernelDriver]:
+    """A kernel with ipylogfwd loaded; with ``launcher`` (e.g. "local"), every group it starts
+    without ``--launcher`` runs on that launcher's agents (IPYLOGFWD_LAUNCHER)."""
+    k = KernelDriver(extra_env={"IPYLOGFWD_LAUNCHER": launcher} if launcher else None)
     try:
         cell = k.execute("%load_ext ipylogfwd")
         assert cell.status == "ok", cell.stderr
@@ -74,6 +77,35 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     out = Path(__file__).parent / "artifacts"
     out.mkdir(exist_ok=True)
     (out / "figures.txt").write_text("\n".join(lines) + "\n")
+
+
+# --- no agent outlives the session ------------------------------------------------------------
+def _orphan_agents() -> list[str]:
+    """Agents (or the launch commands' shells) of this machine whose parent is gone."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if "-m ipylogfwd.agent" in cmdline and ppid == 1:
+            found.append(f"{stat.parent.name}: {cmdline.strip()}")
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_orphan_agents() -> Iterator[None]:
+    """Fails the session if a test left an agent running without its kernel (the agents of
+    other sessions on this machine that were orphans before this one started are ignored)."""
+    before = set(_orphan_agents())
+    yield
+    deadline = time.monotonic() + 20  # agents wind down within their stop grace
+    left = [a for a in _orphan_agents() if a not in before]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = [a for a in _orphan_agents() if a not in before]
+    assert not left, f"agents left running without their kernel: {left}"
 
 
 # A daemon the way servers make one: fork, the parent exits, the child calls setsid. It leaves

@@ -122,7 +122,7 @@ class FakeFrontend(KernelDriver):
                 msg = self.kc.get_iopub_msg(timeout=0.2)
             except queue.Empty:
                 continue
-            except Exception:
+            except Exception:  # noqa: BLE001 - the channel closed, whatever the error: the reader stops
                 return
             self._handle(msg)
             self._iopub.put(msg)
@@ -184,7 +184,7 @@ class FakeFrontend(KernelDriver):
                     self.ack_client.control_channel.send(msg)
                 else:
                     self._send_on_ack_comm(content)
-            except Exception as exc:  # recorded: a test that needs the ack fails on it
+            except Exception as exc:  # noqa: BLE001 - recorded: a test that needs the ack fails on it
                 self.route_errors.append(repr(exc))
 
     def _send_on_ack_comm(self, content: dict[str, Any]) -> None:

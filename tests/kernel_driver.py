@@ -25,7 +25,9 @@ class Cell:
     messages: list[dict[str, Any]] = field(default_factory=list)
 
     def stream(self, name: str) -> str:
-        return "".join(m["content"]["text"] for m in self.messages if m["msg_type"] == "stream" and m["content"]["name"] == name)
+        return "".join(
+            m["content"]["text"] for m in self.messages if m["msg_type"] == "stream" and m["content"]["name"] == name
+        )
 
     @property
     def stdout(self) -> str:
@@ -71,7 +73,9 @@ def _kernel_manager(python: str | None) -> KernelManager:
     specs = Path(tempfile.mkdtemp(prefix="ipylogfwd-kernelspec-"))
     (specs / "other").mkdir()
     argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (specs / "other" / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "other", "language": "python"}))
+    (specs / "other" / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "other", "language": "python"})
+    )
     return KernelManager(kernel_name="other", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(specs)]))
 
 

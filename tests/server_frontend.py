@@ -37,12 +37,12 @@ class ServerFrontend:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "server.log"
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - the server's stdout until close()
         root = workdir / "root"
         root.mkdir()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_server", "--ip=127.0.0.1", f"--port={self.port}", "--no-browser", "--allow-root",
-             "--ServerApp.port_retries=0", "--ServerApp.token=", "--ServerApp.password=",
+            [sys.executable, "-m", "jupyter_server", "--ip=127.0.0.1", f"--port={self.port}", "--no-browser",
+             "--allow-root", "--ServerApp.port_retries=0", "--ServerApp.token=", "--ServerApp.password=",
              f"--ServerApp.root_dir={root}", "--ServerApp.disable_check_xsrf=True"],
             stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -83,7 +83,10 @@ class ServerFrontend:
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         req = urllib.request.Request(
-            self.base + path, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+            self.base + path,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(req, timeout=60) as r:
             return json.loads(r.read())

@@ -110,7 +110,10 @@ def test_two_kernels_do_not_see_each_others_procs_or_logs() -> None:
         for k in (a, b):
             assert k.execute("%load_ext ipylogfwd").status == "ok"
         # Both run at once, each printing its own name.
-        ids = {name: k.start(f"%%procs 2\nimport os\nfor i in range(2000):\n    print('{name}', i)\nos.getpid()") for name, k in (("A", a), ("B", b))}
+        ids = {
+            name: k.start(f"%%procs 2\nimport os\nfor i in range(2000):\n    print('{name}', i)\nos.getpid()")
+            for name, k in (("A", a), ("B", b))
+        }
         cells = {"A": a.wait_idle(ids["A"]), "B": b.wait_idle(ids["B"])}
         pids = {}
         for name, cell in cells.items():
@@ -156,7 +159,9 @@ def test_running_a_cell_again_while_its_bg_run_goes_on(kernel: KernelDriver) -> 
 
 
 @pytest.mark.parametrize("problem", ["unwritable directory", "disk full"])
-def test_log_files_that_cannot_be_written_warn_and_forwarding_goes_on(kernel: KernelDriver, tmp_path: Path, problem: str) -> None:
+def test_log_files_that_cannot_be_written_warn_and_forwarding_goes_on(
+    kernel: KernelDriver, tmp_path: Path, problem: str
+) -> None:
     if problem == "unwritable directory":
         (tmp_path / "a-file").write_text("")
         logdir = tmp_path / "a-file" / "logs"  # cannot be created, even by root
@@ -171,7 +176,9 @@ def test_log_files_that_cannot_be_written_warn_and_forwarding_goes_on(kernel: Ke
         expected = "No space left on device"
     cell = kernel.execute(f"%%procs 2 --logdir {logdir}\nfor i in range(20000):\n    print('line', i)\n")
     assert cell.status == "ok", cell.error
-    assert re.search(rf"LogFileWarning: .*rank0\.stdout\.log.*{expected}.*the output still reaches the notebook", cell.stderr), cell.stderr
+    assert re.search(
+        rf"LogFileWarning: .*rank0\.stdout\.log.*{expected}.*the output still reaches the notebook", cell.stderr
+    ), cell.stderr
     out = by_rank(cell.stdout)
     assert out == {r: [f"line {i}" for i in range(20000)] for r in (0, 1)}
     # The status says so too, and the next cells go on (warned once per file, not again).

@@ -250,7 +250,8 @@ def test_text_output_memory_stays_bounded_too(kernel: KernelDriver, record_figur
     _start_procs(kernel, 4)
     rss = PeakRSS(kernel.pid)
     line = kernel.execute(
-        "%%procs 1 -t 0\nimport os\nblock = b'x' * (1 << 20)\nfor _ in range(100):\n    os.write(1, block)\nos.write(1, b'\\nend\\n')\n",
+        "%%procs 1 -t 0\nimport os\nblock = b'x' * (1 << 20)\n"
+        "for _ in range(100):\n    os.write(1, block)\nos.write(1, b'\\nend\\n')\n",
         timeout=300,
     )
     assert line.status == "ok", line.error
@@ -260,10 +261,15 @@ def test_text_output_memory_stays_bounded_too(kernel: KernelDriver, record_figur
     del text, line
     kernel.by_parent.clear()
     rss = PeakRSS(kernel.pid)
-    flood = kernel.execute("%%procs 4\nimport sys\nw = sys.stdout.write\nfor i in range(2_500_000):\n    w(f'{i}\\n')\n", timeout=600)
+    flood = kernel.execute(
+        "%%procs 4\nimport sys\nw = sys.stdout.write\nfor i in range(2_500_000):\n    w(f'{i}\\n')\n", timeout=600
+    )
     assert flood.status == "ok", flood.error
     flood_growth = rss.stop()
-    record_figure("kernel RSS growth, text output: one 100 MB line / 4 x 2.5M lines", f"{line_growth:.1f} MiB / {flood_growth:.1f} MiB")
+    record_figure(
+        "kernel RSS growth, text output: one 100 MB line / 4 x 2.5M lines",
+        f"{line_growth:.1f} MiB / {flood_growth:.1f} MiB",
+    )
     assert line_growth < MAX_GROWTH_MIB and flood_growth < MAX_GROWTH_MIB
     # Every line, once, in order per rank.
     nxt = [0, 0, 0, 0]

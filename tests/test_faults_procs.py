@@ -117,7 +117,7 @@ def test_a_dying_proc_loses_nothing_and_the_barrier_completes(
     expected_out = [f"out {i}" for i in range(N_LINES)]
     expected_err = [f"err {i}" for i in range(N_LINES)]
     assert out[0] == expected_out and err[0] == expected_err
-    assert out[1] == expected_out + ["half a li"]
+    assert out[1] == [*expected_out, "half a li"]
     assert err[1][:N_LINES] == expected_err and err[1][N_LINES].startswith("half an err"), err[1][N_LINES:]
     logdir = Path(kernel.execute("%procs --logdir").stdout.strip())
     assert (logdir / "rank1.stdout.log").read_bytes() == "".join(f"{s}\n" for s in expected_out).encode() + b"half a li"
@@ -133,7 +133,10 @@ def test_a_dying_proc_loses_nothing_and_the_barrier_completes(
     report, took, _ = _timed_flush(kernel, "--timeout 10")
     assert _outcome(report, 0) == "published" and _outcome(report, 1) == "exited", report
     assert took < 2.0, f"%logflush took {took:.2f} s after a proc died ({death})"
-    record_figure(f"%logflush after {death}", f"{took * 1000:.0f} ms (rank 0 {_millis(report, 0)} ms, rank 1 {_millis(report, 1)} ms)")
+    record_figure(
+        f"%logflush after {death}",
+        f"{took * 1000:.0f} ms (rank 0 {_millis(report, 0)} ms, rank 1 {_millis(report, 1)} ms)",
+    )
 
 
 def test_a_proc_that_exits_while_its_child_keeps_writing(kernel: KernelDriver, record_figure) -> None:
@@ -142,7 +145,8 @@ def test_a_proc_that_exits_while_its_child_keeps_writing(kernel: KernelDriver, r
         "%%procs 2 --bg\n"
         "import os, sys, subprocess, time\n"
         "if os.environ['RANK'] == '1':\n"
-        "    child = 'import time\\nfor i in range(40):\\n    print(f\"child {i}\", flush=True)\\n    time.sleep(0.05)\\n'\n"
+        "    child = 'import time\\nfor i in range(40):\\n"
+        "    print(f\"child {i}\", flush=True)\\n    time.sleep(0.05)\\n'\n"
         "    subprocess.Popen([sys.executable, '-c', child])\n"
         "    print('parent last words', flush=True)\n"
         "    time.sleep(0.3)\n"
@@ -211,7 +215,10 @@ def test_stuck_procs_get_the_weaker_barrier_and_interrupt_and_restart_recover(
     assert took < 4.0, f"%logflush --timeout 3 took {took:.2f} s"
     assert [_outcome(report, r) for r in range(3)] == ["published", "weak", "published"], report
     assert "FlushWarning: not every proc reached the full barrier: 1 (weak)" in cell.stderr
-    record_figure("%logflush --timeout 3, one proc holding the GIL", f"{took * 1000:.0f} ms (rank 1 weak after {_millis(report, 1)} ms, a sleeping proc {_millis(report, 2)} ms)")
+    record_figure(
+        "%logflush --timeout 3, one proc holding the GIL",
+        f"{took * 1000:.0f} ms (rank 1 weak after {_millis(report, 1)} ms, a sleeping proc {_millis(report, 2)} ms)",
+    )
     # Heartbeats: the GIL holder shows as unresponsive; the sleeper keeps answering.
     _wait_state(kernel, 1, "unresponsive", 10)
     assert _status_row(kernel, 2).split()[2] == "running"
@@ -259,9 +266,17 @@ def test_the_widget_header_shows_a_stuck_proc_as_unresponsive() -> None:
         start = fe.execute("%%procs 2 --bg\nimport os\nif os.environ['RANK'] == '1':\n    sum(range(10**13))\n")
         assert start.status == "ok", start.error
         # Heartbeats stop while the GIL is held: within a few seconds the header says so.
-        fe.wait_until(lambda: fe.proc_models()[1].state.get("state") == "unresponsive", 15, "rank 1's header to show 'unresponsive'")
+        fe.wait_until(
+            lambda: fe.proc_models()[1].state.get("state") == "unresponsive",
+            15,
+            "rank 1's header to show 'unresponsive'",
+        )
         fe.wait_until(lambda: fe.proc_models()[0].state.get("state") == "idle", 5, "rank 0's header to show 'idle'")
         assert fe.execute("%procs --shutdown").status == "ok"
-        fe.wait_until(lambda: fe.proc_models()[1].state.get("state") in ("killed", "exited"), 10, "rank 1's header to show how it ended")
+        fe.wait_until(
+            lambda: fe.proc_models()[1].state.get("state") in ("killed", "exited"),
+            10,
+            "rank 1's header to show how it ended",
+        )
     finally:
         fe.shutdown()

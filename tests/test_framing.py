@@ -278,7 +278,7 @@ def test_line_framer_take_partial_property(data: st.DataObject) -> None:
     takes = data.draw(st.lists(st.booleans(), min_size=len(chunks), max_size=len(chunks)))
     lf = LineFramer()
     out = []
-    for c, take in zip(chunks, takes):
+    for c, take in zip(chunks, takes, strict=True):
         out.append(lf.feed(c))
         if take:
             out.append(lf.take_partial())
@@ -656,7 +656,7 @@ def test_stream_framer_markers_property(data: st.DataObject) -> None:
     logged: list[bytes] = []
     f = StreamFramer(sid, TOKEN, log=logged.append)
     items: list[Item] = []
-    for c, rel in zip(chunks, releases):
+    for c, rel in zip(chunks, releases, strict=True):
         items += f.feed(c)
         assert len(f._scanner._held) < MARKER_LEN
         if rel:

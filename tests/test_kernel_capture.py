@@ -51,7 +51,7 @@ def test_partial_line_is_shown_at_logflush(kernel: KernelDriver, tmp_path: Path)
     # The rest of the line follows the part already shown; nothing is repeated.
     final = kernel.executed_stdout(start.msg_id)
     assert final.count("no newline yet") == 2
-    for r, lines in by_rank(final).items():
+    for lines in by_rank(final).values():
         # Continued on the same line, or (if another rank wrote in between) on the next one.
         assert lines in (["no newline yet ...done"], ["no newline yet", " ...done"]), final
 

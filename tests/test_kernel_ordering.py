@@ -64,8 +64,12 @@ def test_flood_background_cell_then_logflush(kernel: KernelDriver, tmp_path: Pat
     assert len(re.findall(r"rank +\d+  published ", report)) == 4, report
     # When %logflush has returned, the background cell's output is all there, in that cell.
     bg = kernel.by_parent[start.msg_id]
-    out = by_rank("".join(m["content"]["text"] for m in bg if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"))
-    err = by_rank("".join(m["content"]["text"] for m in bg if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"))
+    out = by_rank(
+        "".join(m["content"]["text"] for m in bg if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")
+    )
+    err = by_rank(
+        "".join(m["content"]["text"] for m in bg if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
+    )
     for r in range(4):
         _check_sequence(out[r], "out", r)
         _check_sequence(err[r], "err", r)

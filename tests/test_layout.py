@@ -55,9 +55,9 @@ def test_the_import_graph_has_no_cycle() -> None:
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(path[path.index(nxt) :] + [node, nxt] if nxt in path else [node, nxt])
+                cycles.append([*path[path.index(nxt) :], node, nxt] if nxt in path else [node, nxt])
             elif nxt not in state:
-                visit(nxt, path + [node])
+                visit(nxt, [*path, node])
         state[node] = 2
 
     for node in sorted(graph):

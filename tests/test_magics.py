@@ -25,7 +25,9 @@ from kernel_driver import KernelDriver
         ("%procs --logdir", "no procs are running"),
     ],
 )
-def test_bad_arguments_give_a_clear_error_and_start_nothing(shared_kernel: KernelDriver, line: str, message: str) -> None:
+def test_bad_arguments_give_a_clear_error_and_start_nothing(
+    shared_kernel: KernelDriver, line: str, message: str
+) -> None:
     shared_kernel.execute("%procs --shutdown")
     cell = shared_kernel.execute(line)
     assert cell.status == "error"
@@ -68,7 +70,9 @@ def test_results_env_targets_and_reuse(shared_kernel: KernelDriver) -> None:
     sub = k.execute("%%procs 4 -t 0,3\nint(os.environ['RANK'])")
     assert sub.result_text() == "{0: 0, 3: 3}"
     # The token never reaches the proc's environment.
-    env = k.execute("%%procs 4 -t 0\nimport os\nsorted(k for k in os.environ if 'LFWD' in k.upper() or 'TOKEN' in k.upper())")
+    env = k.execute(
+        "%%procs 4 -t 0\nimport os\nsorted(k for k in os.environ if 'LFWD' in k.upper() or 'TOKEN' in k.upper())"
+    )
     assert env.result_text() == "{0: []}"
     # Another N replaces the procs.
     other = k.execute("%%procs 2\nimport os\nos.getpid()")
@@ -105,7 +109,9 @@ def test_timeout_interrupts_and_raises(shared_kernel: KernelDriver) -> None:
 
 def test_exception_shows_each_traceback_with_rank_then_one_summary(shared_kernel: KernelDriver) -> None:
     k = shared_kernel
-    cell = k.execute("%%procs 3\nimport os\nr = int(os.environ['RANK'])\nif r:\n    raise ValueError(f'bad rank {r}')\n'fine'")
+    cell = k.execute(
+        "%%procs 3\nimport os\nr = int(os.environ['RANK'])\nif r:\n    raise ValueError(f'bad rank {r}')\n'fine'"
+    )
     assert cell.status == "error"
     assert cell.error is not None and cell.error["ename"] == "ProcsError"
     assert cell.error["evalue"] == "cell failed on ranks 1, 2: ValueError"

@@ -113,11 +113,15 @@ def test_message_fields(src: str) -> None:
         assert name in interfaces, f"messages.ts has no interface {name}"
         hints = typing.get_type_hints(cls)
         fields = interfaces[name]
-        assert list(fields) == list(hints), f"{name}: fields {list(fields)} in messages.ts, {list(hints)} in view_messages.py"
+        assert list(fields) == list(hints), (
+            f"{name}: fields {list(fields)} in messages.ts, {list(hints)} in view_messages.py"
+        )
         for field, py_type in hints.items():
             want = expected_ts_type(py_type)
             if want is not None:
-                assert fields[field] == want, f"{name}.{field}: {fields[field]!r} in messages.ts, {py_type} in view_messages.py"
+                assert fields[field] == want, (
+                    f"{name}.{field}: {fields[field]!r} in messages.ts, {py_type} in view_messages.py"
+                )
             elif typing.get_origin(py_type) is list:
                 assert fields[field].endswith("[]"), f"{name}.{field}: {fields[field]!r} is not an array"
             else:
@@ -140,7 +144,8 @@ def test_package_json() -> None:
     pkg = json.loads(PACKAGE_JSON.read_text(encoding="utf-8"))
     assert pkg["name"] == view_messages.MODULE_NAME
     assert version_satisfies(pkg["version"], view_messages.MODULE_VERSION), (
-        f"package.json version {pkg['version']} does not satisfy view_messages.MODULE_VERSION {view_messages.MODULE_VERSION}"
+        f"package.json version {pkg['version']} does not satisfy "
+        f"view_messages.MODULE_VERSION {view_messages.MODULE_VERSION}"
     )
     assert pkg["jupyterlab"]["outputDir"] == "../ipylogfwd/labextension"
     shared = pkg["jupyterlab"]["sharedPackages"]["@jupyter-widgets/base"]
@@ -198,5 +203,5 @@ def test_the_prebuilt_extension_is_installed_and_enabled() -> None:
     jupyter = Path(sys.executable).with_name("jupyter")
     out = subprocess.run([str(jupyter), "labextension", "list"], capture_output=True, text=True, timeout=120)
     text = out.stdout + out.stderr
-    line = next((l for l in text.splitlines() if "ipylogfwd" in l), "")
+    line = next((ln for ln in text.splitlines() if "ipylogfwd" in ln), "")
     assert "v0.1.0" in line and "enabled" in line and "OK" in line, text

@@ -70,4 +70,6 @@ def test_a_thousand_widget_cells_keep_listeners_and_memory_flat(frontend: FakeFr
     )
     assert cell.status == "ok", cell.error
     listeners_left, models_left = map(int, cell.stdout.split())
-    assert listeners_left == 0 and models_left <= 1, f"after shutdown: {listeners_left} listeners, {models_left} models (the probe may stay)"
+    assert listeners_left == 0 and models_left <= 1, (
+        f"after shutdown: {listeners_left} listeners, {models_left} models (the probe may stay)"
+    )

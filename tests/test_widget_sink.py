@@ -123,9 +123,19 @@ class Hub:
         self.forgotten += model_ids
 
 
-def _sink(monkeypatch: pytest.MonkeyPatch, budget: MessageBudget) -> tuple[WidgetSink, list[tuple[int, dict[str, Any]]]]:
+def _sink(
+    monkeypatch: pytest.MonkeyPatch, budget: MessageBudget
+) -> tuple[WidgetSink, list[tuple[int, dict[str, Any]]]]:
     sent: list[tuple[int, dict[str, Any]]] = []
-    sink = WidgetSink([0, 1], Hub(), pids={0: 10, 1: 11}, log_paths={}, max_lines=5, display=lambda w: None, budget=budget)  # type: ignore[arg-type]
+    sink = WidgetSink(
+        [0, 1],
+        Hub(),  # type: ignore[arg-type]
+        pids={0: 10, 1: 11},
+        log_paths={},
+        max_lines=5,
+        display=lambda w: None,
+        budget=budget,
+    )
     for rank, w in sink.widgets.items():
         monkeypatch.setattr(w, "send", lambda content, rank=rank: sent.append((rank, content)))
     return sink, sent

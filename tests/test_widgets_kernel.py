@@ -24,7 +24,9 @@ def _kernel_version(python: str | None) -> str:
         from importlib.metadata import version
 
         return version("ipykernel")
-    out = subprocess.run([python, "-c", "import ipykernel; print(ipykernel.__version__)"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [python, "-c", "import ipykernel; print(ipykernel.__version__)"], capture_output=True, text=True, check=True
+    )
     return out.stdout.strip()
 
 
@@ -77,7 +79,9 @@ def test_each_proc_gets_a_widget_with_every_line_in_order(frontend: FakeFrontend
         assert m.dropped == 0
         assert re.search(rf"rank +{r}  rendered ", report), report
     # The header's counts follow.
-    frontend.wait_until(lambda: all(m.state.get("stdout_lines") == 900 for m in models.values()), 10, "line counts in the headers")
+    frontend.wait_until(
+        lambda: all(m.state.get("stdout_lines") == 900 for m in models.values()), 10, "line counts in the headers"
+    )
 
 
 def test_logflush_waits_for_the_views_while_procs_print(frontend: FakeFrontend, tmp_path: Path) -> None:
@@ -95,7 +99,12 @@ def test_logflush_waits_for_the_views_while_procs_print(frontend: FakeFrontend, 
     # "rendered" means the view had every line before the barrier when it acked.
     for r, m in frontend.proc_models().items():
         acked_at = next(i for i, msg in enumerate(m.messages) if msg["type"] == "barrier")
-        shown = sum(msg["chunks"][j][1].count("\n") for msg in m.messages[:acked_at] if msg["type"] == "lines" for j in range(len(msg["chunks"])))
+        shown = sum(
+            msg["chunks"][j][1].count("\n")
+            for msg in m.messages[:acked_at]
+            if msg["type"] == "lines"
+            for j in range(len(msg["chunks"]))
+        )
         assert shown == 300, f"rank {r}: {shown} lines were in the view at the ack"
 
 
@@ -113,7 +122,9 @@ def test_a_late_view_and_a_reloaded_page_catch_up_in_order(kernel_python: str | 
         # Reload: the models start empty; their views say hello with seq 0 and are replayed.
         for model_id in [m.model_id for m in models.values()]:
             fe.forget(model_id)
-        fe.wait_until(lambda: all(len(m.stream_lines(1)) == 50 for m in fe.proc_models().values()), 10, "replay after reload")
+        fe.wait_until(
+            lambda: all(len(m.stream_lines(1)) == 50 for m in fe.proc_models().values()), 10, "replay after reload"
+        )
         for m in fe.proc_models().values():
             assert m.stream_lines(1) == [f"early {i}" for i in range(50)]
             assert m.messages[-1]["type"] == "replay"
@@ -146,7 +157,9 @@ def test_views_that_never_answer_do_not_hang_logflush(kernel_python: str | None)
         cell = fe.execute("%logflush --timeout 2")
         assert time.monotonic() - t0 < 5
         report = cell.result_text() or ""
-        assert len(re.findall(r"rank +\d+  published ", report)) == 2 and "not rendered: its view did not acknowledge before the flush's timeout" in report, report
+        assert len(re.findall(r"rank +\d+  published ", report)) == 2 and (
+            "not rendered: its view did not acknowledge before the flush's timeout" in report
+        ), report
     finally:
         fe.shutdown()
 

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any, Protocol
 
-from ..errors import ProcDiedError, ProcsBusyError, ProcsError, ProcTimeoutError
+from ..errors import ProcDiedError, ProcsBusyError, ProcsError, ProcTimeoutError, UsageError
 from ..pipeline.barrier import FlushReport
 from ..wire.proc_messages import Result
 from .status import describe_exit
@@ -148,11 +148,17 @@ class Execution:
         self._runner.interrupt(pending)
         self._all_in.wait(TIMEOUT_GRACE if kill_after is None else kill_after)
         stuck = self._pending() if kill_after is not None else []
+        not_killed = ""
         if stuck:
-            self._runner.kill(stuck)
+            try:
+                self._runner.kill(stuck)
+            except UsageError as exc:  # their proc set cannot replace single ranks
+                not_killed = str(exc)
         self._finish(PUBLISH_GRACE)
         listed = ", ".join(map(str, pending))
-        if stuck:
+        if not_killed:
+            how = f"SIGINT did not stop rank(s) {', '.join(map(str, stuck))}, and {not_killed}"
+        elif stuck:
             how = (
                 f"SIGINT did not stop rank(s) {', '.join(map(str, stuck))} within {kill_after:g} s: they were "
                 "killed and replaced, and their new procs start with empty namespaces (run the cells they need again)"
@@ -258,10 +264,16 @@ class Cells:
             execution._deliver(rank, result)
 
     def on_exit(self, rank: int, exitcode: int) -> None:
+        self._fail_rank(rank, f"proc {rank} {describe_exit(exitcode)} while running the cell\n")
+
+    def on_lost(self, rank: int, why: str) -> None:
+        self._fail_rank(rank, f"proc {rank} is out of reach ({why}) while running the cell\n")
+
+    def _fail_rank(self, rank: int, text: str) -> None:
         with self._lock:
             running = [e for e in self._running.values() if rank in e.ranks]
         for execution in running:
-            execution._fail(rank, f"proc {rank} {describe_exit(exitcode)} while running the cell\n")
+            execution._fail(rank, text)
 
 
 def _unpack(msg: Result) -> Any:

@@ -53,11 +53,22 @@ def flush(
             tracker.wait(key, timeout - (time.monotonic() - started))
     finally:
         report, sinks = tracker.finish(key)  # also when interrupted: stop tracking it
+    report = _say_why_silent(report, sets)
     for procs, ranks in asked:
         unserved = [r for r in ranks if report[r].outcome in ("weak", "timed out")]
         if unserved:
             procs.flush_ended(version, unserved)
     return render_level(report, sinks, started, started + timeout)
+
+
+def _say_why_silent(report: FlushReport, sets: Sequence[tuple[ProcSet, list[int]]]) -> FlushReport:
+    """Timed-out entries say why, where their proc set knows (a host out of reach)."""
+    owner = {r: procs for procs, ranks in sets for r in ranks}
+    entries = []
+    for e in report.entries:
+        why = owner[e.rank].why_silent(e.rank) if e.outcome == "timed out" else ""
+        entries.append(FlushEntry(e.rank, e.outcome, e.seconds, why) if why else e)
+    return FlushReport(report.version, entries, report.note)
 
 
 def render_level(report: FlushReport, sinks: dict[int, Sink], started: float, deadline: float) -> FlushReport:

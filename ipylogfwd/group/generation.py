@@ -7,9 +7,10 @@ stopped in the reverse one:
 
 * the mailboxes, the barrier tracker and the dispatcher thread that carry output to sinks;
 * the cells table (``cells.Cells``), which hears the procs' results and exits;
-* the proc sets (one per host; today ``LocalProcs``), each with its reader and control thread,
-  their procs started with the environment ``environment`` computes (one rendezvous port
-  per generation, so ``torch.distributed`` needs no set-up and the port stays until a restart);
+* the proc sets (``LocalProcs`` on this machine, or one per host of a cluster), each with its
+  reader and control thread, their procs started with the environment ``environment``
+  computes (on this machine, one rendezvous port per generation, so ``torch.distributed``
+  needs no set-up and the port stays until a restart);
 * the status thread that keeps widget headers current.
 
 When a generation stops under a running cell, that cell's execution ends at once with
@@ -22,14 +23,15 @@ afresh (barrier tracker, routes, line counts) before their new procs start.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import LogFileWarning, ProcDiedError, UsageError
 from ..pipeline.barrier import BarrierTracker, FlushReport
@@ -40,11 +42,14 @@ from ..sinks.acks import frontend_problems
 from ..sinks.factory import default_sink, text_sink
 from . import flush as flushing
 from .cells import Cells, Execution
-from .environment import free_port, proc_environment
+from .environment import free_port, local_envs
 from .localprocs import LocalProcs
 from .procset import ProcInfo, ProcSet
 from .stacks import StacksReport, describe
-from .status import GroupStatus, ProcStatus, StatusRefresher, describe_exit, proc_state
+from .status import GroupStatus, HostStatus, ProcStatus, StatusRefresher, describe_exit, proc_state
+
+if TYPE_CHECKING:
+    from ..hosts.cluster import Cluster
 
 KEEP_SOURCES = 1000  # cells whose source a stack dump can show (functions outlive their cell)
 
@@ -66,8 +71,10 @@ class GroupConfig:
 class Generation:
     """The procs of one start of a group, and everything that serves them."""
 
-    def __init__(self, config: GroupConfig) -> None:
+    def __init__(self, config: GroupConfig, cluster: Cluster | None = None, epoch: int = 1) -> None:
+        """The procs of ``config`` on this machine, or on ``cluster``'s hosts (as ``epoch``)."""
         self.config = config
+        self.cluster = cluster
         self.closed = False
         self._mailboxes = Mailboxes()
         self._tracker = BarrierTracker()
@@ -78,32 +85,19 @@ class Generation:
         factory = config.sink_factory
         self._dispatcher.register_cell(0, text_sink() if factory is default_sink else factory(ranks, {}, {}))
         self.cells = Cells()
-        self.master_port = free_port()
-        inherited = dict(os.environ)
-        envs = {
-            r: proc_environment(
-                rank=r,
-                world_size=config.size,
-                local_rank=r,
-                local_world_size=config.size,
-                node_rank=0,
-                nnodes=1,
-                master_addr="127.0.0.1",
-                master_port=self.master_port,
-                cpus=os.cpu_count() or 1,
-                inherited=inherited,
+        self._sets: list[ProcSet]
+        if cluster is None:
+            # One rendezvous port per generation: the same from cell to cell, and for a rank
+            # killed and replaced, until a restart.
+            envs = local_envs(config.size, free_port())
+            interval = config.flush_interval
+            self._sets = [LocalProcs(envs, self._mailboxes, self.cells, logdir=config.logdir, flush_interval=interval)]
+        else:
+            self._sets = list(
+                cluster.proc_sets(
+                    epoch, self._mailboxes, self.cells, flush_interval=config.flush_interval, logdir=config.logdir
+                )
             )
-            for r in ranks
-        }
-        self._sets: list[ProcSet] = [
-            LocalProcs(
-                envs,
-                self._mailboxes,
-                self.cells,
-                logdir=config.logdir,
-                flush_interval=config.flush_interval,
-            )
-        ]
         self._refresher = StatusRefresher(self.statuses, self._dispatcher.live_sinks)
         self._log_errors_shown: set[str] = set()  # warned about once each
         self._warn_lock = threading.Lock()  # cells end and flushes happen on several threads
@@ -114,8 +108,13 @@ class Generation:
     def start(self) -> None:
         """Start every proc set; on failure, stop what started and raise."""
         try:
-            for procs in self._sets:
-                procs.start(self.config.start_timeout)
+            if len(self._sets) == 1:
+                self._sets[0].start(self.config.start_timeout)
+            else:
+                # Hosts start their procs at the same time; the first failure is raised.
+                with ThreadPoolExecutor(len(self._sets), thread_name_prefix="ipylogfwd-start") as pool:
+                    for future in [pool.submit(p.start, self.config.start_timeout) for p in self._sets]:
+                        future.result()
         except BaseException:
             self.stop(2.0, "the procs did not start")
             raise
@@ -185,7 +184,11 @@ class Generation:
     def kill(self, ranks: list[int], timeout: float = 10.0) -> None:
         """Kill ``ranks``' procs (and their descendants) and start fresh ones in their place.
         Their running cell fails for them with ``ProcDiedError``; what they wrote is published
-        first. ``ProcStartError`` if a new proc does not start."""
+        first. ``ProcStartError`` if a new proc does not start; ``UsageError``, with nothing
+        done, if a proc set cannot replace single ranks (procs on other hosts, for now)."""
+        if self.cluster is not None:
+            for procs, _ in self._split(ranks):
+                procs.kill([], 0.0)  # raises, before any cell is failed, where it is not supported
         with self._kill_lock:
             listed = ",".join(map(str, ranks))
             self.cells.killed(ranks, f"killed and replaced by a fresh proc (%procs --kill {listed})")
@@ -238,7 +241,13 @@ class Generation:
             if err is not None:
                 problems.append(f"{name} thread failed: {err!r}")
         problems += frontend_problems()
-        return GroupStatus(self.statuses(), self.config.logdir, problems)
+        hosts = []
+        if self.cluster is not None:
+            logdirs = {procs.host: str(procs.logdir) for procs in self._sets}
+            for h in self.cluster.rows():
+                link = h.link
+                hosts.append(HostStatus(h.host, h.ranks, link.pid, link.state, link.rtt, link.stalled, logdirs[h.host]))
+        return GroupStatus(self.statuses(), self.config.logdir, problems, hosts)
 
     def warn_log_errors(self) -> None:
         """Warn, once per file, about log files that could not be written."""

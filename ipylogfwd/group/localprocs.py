@@ -90,6 +90,11 @@ class _LocalProc:
     def alive(self) -> bool:
         return self.exitcode is None
 
+    @property
+    def dumpable(self) -> bool:
+        """Whether it can be asked for a stack dump: alive, said hello, its stacks pipe open."""
+        return self.alive and self.pid is not None and self.stacks_fd >= 0
+
     def killed(self) -> None:
         """Record that this proc was killed (under the set's lock); its control channel is
         closed later by the control thread, which may be waiting on it now."""
@@ -113,7 +118,7 @@ class _LocalProc:
 
 
 class LocalProcs:
-    """Procs on this machine, one per key of ``envs`` (rank -> what to add to its environment)."""
+    """Some ranks of a group, as procs on this machine."""
 
     host = "localhost"
 
@@ -126,6 +131,7 @@ class LocalProcs:
         logdir: Path,
         flush_interval: float,
     ) -> None:
+        """Procs for the ranks in ``envs``, each with its environment (RANK, WORLD_SIZE, ...)."""
         self._ranks = sorted(envs)
         self._envs = envs
         self._events = events
@@ -263,11 +269,7 @@ class LocalProcs:
 
     def stacks(self, ranks: list[int], timeout: float) -> dict[int, RawStacks]:
         with self._lock:
-            targets = {
-                r: (p.pid, p.stacks_fd)
-                for r in ranks
-                if (p := self._procs.get(r)) is not None and p.alive and p.pid and p.stacks_fd >= 0
-            }
+            targets = {r: (p.pid, p.stacks_fd) for r in ranks if (p := self._procs.get(r)) and p.pid and p.dumpable}
         with self._stacks_lock:
             return collect(targets, worker.STACKS_SIGNAL, timeout)
 
@@ -301,6 +303,9 @@ class LocalProcs:
 
     def log_errors(self) -> dict[tuple[int, int], str]:
         return self._reader.log_errors()
+
+    def why_silent(self, rank: int) -> str:
+        return ""  # a local proc is never cut off: it answers, is stuck, or is dead
 
     def problems(self) -> list[str]:
         out = [] if self._reader.error is None else [f"reader thread failed: {self._reader.error!r}"]

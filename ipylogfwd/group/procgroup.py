@@ -3,7 +3,9 @@
 Everything the magics do is done here; the magics only parse arguments. A group is a facade:
 the running procs and everything that serves them are one ``Generation`` (see
 ``generation``), which ``restart()`` replaces whole. A group adds what outlives a generation:
-what the user asked for (size, log directory, sink factory), cell ids and flush versions.
+what the user asked for (size, log directory, sink factory), cell ids and flush versions, and
+with a ``launcher``, the agents on every host (``hosts.cluster``), which each generation's
+procs run under.
 
 Output goes to a sink made by ``sink_factory`` when a cell is submitted (in a kernel: that
 cell's output; elsewhere: this process's stdout/stderr).
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..hosts.cluster import Cluster
+from ..launchers.base import Launcher
 from ..pipeline.barrier import FlushReport
 from ..pipeline.logfiles import default_logdir
 from ..pipeline.sink import Sink
@@ -57,7 +61,10 @@ class ProcGroup:
         flush_interval: float = 0.05,
         start_timeout: float = 60.0,
         force: bool = False,
+        launcher: Launcher | None = None,
     ) -> None:
+        """``n`` procs on this machine, or with ``launcher`` on the hosts it starts agents on
+        (``ipylogfwd.launchers``: local, any command such as ssh or srun, Ray)."""
         self._config = GroupConfig(
             size=check_size(n, force),
             logdir=Path(logdir) if logdir else default_logdir(),
@@ -67,10 +74,18 @@ class ProcGroup:
         )
         self._cells = itertools.count(1)
         self._versions = itertools.count(1)
+        self._epochs = itertools.count(1)
+        self.launcher = launcher
+        self._cluster = None if launcher is None else Cluster(launcher, n, start_timeout=start_timeout)
         # restart() and shutdown() replace or end the generation while other threads may use
         # it: they swap the reference under this lock; everyone else reads it once per call.
         self._lock = threading.Lock()
-        self._generation: Generation | None = self._start()
+        try:
+            self._generation: Generation | None = self._start()
+        except BaseException:
+            if self._cluster is not None:
+                self._cluster.close()
+            raise
         _live_groups.add(self)
 
     @property
@@ -87,7 +102,7 @@ class ProcGroup:
 
     # --- lifecycle ------------------------------------------------------------------------
     def _start(self) -> Generation:
-        generation = Generation(self._config)
+        generation = Generation(self._config, self._cluster, next(self._epochs))
         generation.start()
         return generation
 
@@ -99,17 +114,24 @@ class ProcGroup:
             generation, self._generation = self._generation, None
         if generation is not None:
             generation.stop(timeout, "the procs were shut down")
+        cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            cluster.close()
         _live_groups.discard(self)
 
     def restart(self, n: int | None = None, *, force: bool = False) -> None:
         """Replace every proc with a fresh one (a new namespace), ``n`` of them if given. A cell
         still running ends at once with ``ProcDiedError``."""
         size = self._config.size if n is None else check_size(n, force)
+        if self._cluster is not None and size != self._config.size:
+            raise UsageError("a group on hosts keeps its size; start a new group for another number of procs")
         with self._lock:
             old, self._generation = self._generation, None
         if old is not None:
             old.stop(5.0, "the procs were restarted")
         self._config = dataclasses.replace(self._config, size=size)
+        if self.launcher is not None and self._cluster is None:  # restarted after a shutdown
+            self._cluster = Cluster(self.launcher, size, start_timeout=self._config.start_timeout)
         generation = self._start()
         with self._lock:
             self._generation = generation

@@ -61,6 +61,10 @@ class ProcEvents(Protocol):
         """``rank``'s proc is gone (negative: killed by that signal)."""
         ...
 
+    def on_lost(self, rank: int, why: str) -> None:
+        """``rank``'s proc is out of reach for good (its host is lost): ``why`` says so."""
+        ...
+
 
 class ProcSet(Protocol):
     """The procs of one host (see the module docstring). Thread-safe."""
@@ -139,6 +143,10 @@ class ProcSet(Protocol):
 
     def problems(self) -> list[str]:
         """What went wrong inside the set that the user should see (a failed thread)."""
+        ...
+
+    def why_silent(self, rank: int) -> str:
+        """Why ``rank`` cannot answer now ("host h3 unreachable 4.1 s"), or "" if it can."""
         ...
 
     @property

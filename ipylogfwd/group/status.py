@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,26 +64,52 @@ def proc_state(state: str, exitcode: int | None, silent_for: float | None) -> st
 
 
 @dataclass(frozen=True)
+class HostStatus:
+    """One host of a group on several hosts: its agent and its link to the kernel."""
+
+    host: str
+    ranks: list[int]
+    agent_pid: int
+    link: str  # connected / unreachable / lost
+    rtt: float | None  # seconds
+    stalled: float  # seconds its ranks waited for the kernel to take their output
+    logdir: str
+
+    def row(self) -> str:
+        rtt = f"{self.rtt * 1000:.1f} ms" if self.rtt is not None else "-"
+        ranks = f"{self.ranks[0]}-{self.ranks[-1]}" if len(self.ranks) > 1 else str(self.ranks[0])
+        return (
+            f"{self.host:<12} {ranks:>7}  {self.agent_pid:>7}  {self.link:<11} {rtt:>9}  "
+            f"{self.stalled:>7.1f}s  {self.host}:{self.logdir}"
+        )
+
+
+@dataclass(frozen=True)
 class GroupStatus:
     """Every proc of a group, where their logs are, and problems worth knowing about."""
 
     procs: list[ProcStatus]
     logdir: Path
     problems: list[str]
+    hosts: list[HostStatus] = field(default_factory=list)
 
     def __repr__(self) -> str:
-        hosts = len({p.host for p in self.procs}) > 1
-        host_head = f"{'host':<12} " if hosts else ""
-        head = f"{'rank':>4}  {'pid':>7}  {host_head}{'state':<13} {'exit':<22} {'stdout':>9} {'stderr':>9}  last heard"
-        rows = [head]
+        # On several hosts a host column comes last: the others stay where they always are.
+        hosts = bool(self.hosts)
+        head = f"{'rank':>4}  {'pid':>7}  {'state':<13} {'exit':<22} {'stdout':>9} {'stderr':>9}  last heard"
+        rows = [head + ("    host" if hosts else "")]
         for p in self.procs:
             heard = f"{p.last_heard:.1f}s ago" if p.last_heard is not None else "never"
-            host = f"{p.host:<12} " if hosts else ""
             rows.append(
-                f"{p.rank:>4}  {p.pid or '-':>7}  {host}{p.state:<13} {p.exit:<22} "
-                f"{p.stdout_lines:>9} {p.stderr_lines:>9}  {heard}"
+                f"{p.rank:>4}  {p.pid or '-':>7}  {p.state:<13} {p.exit:<22} "
+                f"{p.stdout_lines:>9} {p.stderr_lines:>9}  {heard:<10}"
+                + (f"  {p.host}" if hosts else "")
             )
-        rows.append(f"logs: {self.logdir}")
+        if self.hosts:
+            rows.append(f"{'host':<12} {'ranks':>7}  {'agent':>7}  {'link':<11} {'rtt':>9}  {'stalled':>8}  logs")
+            rows += [h.row() for h in self.hosts]
+        else:
+            rows.append(f"logs: {self.logdir}")
         rows += [f"problem: {m}" for m in self.problems]
         return "\n".join(rows)
 

@@ -7,13 +7,17 @@ no order across procs.
 
 The reader is the only producer and never blocks on a queue; it pauses reading a proc whose
 queue holds more than its byte budget, so the pipe (and then the proc's writes) take the
-back-pressure and kernel memory stays bounded. The dispatcher is the only consumer.
+back-pressure and kernel memory stays bounded. The dispatcher is the only consumer (or, on
+a remote host, the agent's pump, which ``take``s what the kernel's credit allows). Each
+queue counts what was taken from it (``drained``): the kernel grants remote ranks credit
+from that count.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .items import Item, Log, item_size
@@ -23,13 +27,17 @@ from .items import Item, Log, item_size
 class _Box:
     items: deque[Item] = field(default_factory=deque)
     size: int = 0
+    drained: int = 0  # the size of everything ever taken out
 
 
 class Mailboxes:
     """One FIFO per proc, with one condition so the dispatcher can wait on all of them."""
 
-    def __init__(self, budget: int = 8 << 20) -> None:
+    def __init__(self, budget: int = 8 << 20, notify: Callable[[], None] | None = None) -> None:
+        """``notify()`` (optional) is called, under the queues' lock and so quickly, whenever
+        items are put: a consumer that waits on something else (a socket) can wake up."""
         self.budget = budget
+        self._notify = notify
         # One lock for all boxes: the single consumer waits on "any box has items".
         self._cond = threading.Condition()
         self._boxes: dict[int, _Box] = {}
@@ -50,6 +58,8 @@ class Mailboxes:
             if not self._urgent and any(not isinstance(i, Log) for i in items):
                 self._urgent = True
             self._cond.notify()
+            if self._notify is not None:
+                self._notify()
 
     def over_budget(self, rank: int) -> bool:
         with self._cond:
@@ -89,5 +99,43 @@ class Mailboxes:
                 if box.items:
                     out.append((rank, list(box.items)))
                     box.items.clear()
+                    box.drained += box.size
                     box.size = 0
             return out
+
+    def take(self, rank: int, max_size: int) -> list[Item]:
+        """Take items from the front of ``rank``'s queue, in order, while their sizes add up to
+        at most ``max_size`` (the first item goes even if it alone is larger, when
+        ``max_size`` is positive: one item is the most a consumer is ever over)."""
+        with self._cond:
+            box = self._boxes.get(rank)
+            out: list[Item] = []
+            if box is None or max_size <= 0:
+                return out
+            taken = 0
+            while box.items:
+                size = item_size(box.items[0])
+                if out and taken + size > max_size:
+                    break
+                out.append(box.items.popleft())
+                taken += size
+            box.size -= taken
+            box.drained += taken
+            return out
+
+    def drained(self, rank: int) -> int:
+        """The total size of what was ever taken from ``rank``'s queue."""
+        with self._cond:
+            box = self._boxes.get(rank)
+            return 0 if box is None else box.drained
+
+    def queued(self, rank: int) -> int:
+        """The size of what ``rank``'s queue holds now."""
+        with self._cond:
+            box = self._boxes.get(rank)
+            return 0 if box is None else box.size
+
+    def ranks(self) -> list[int]:
+        """The ranks whose queues hold items now."""
+        with self._cond:
+            return [rank for rank, box in self._boxes.items() if box.items]

@@ -10,6 +10,11 @@ that called ``setsid`` go too; then its process group) and exits. While it runs,
 have no parent-death signal: a proc killed at once with the kernel would hand its
 descendants to init before anyone could find them.
 
+For a group on other hosts it is also the kernel's stand-in: told the kernel's port and
+CurveZMQ keys (``standin ENDPOINT PUBLIC SECRET``, on the same private pipe), it binds that
+port once the kernel is gone and tells each agent that dials back in to terminate, so agents
+on every host stop their procs within seconds instead of at the end of their lease.
+
 Run as ``python -m ipylogfwd.proc.watchdog``; ``Watchdog`` is the kernel's handle on it.
 """
 
@@ -24,14 +29,21 @@ import threading
 
 from .tree import kill_descendants
 
+STANDIN_FOR = 15.0
+
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     guarded: set[int] = set()
+    standins: dict[str, tuple[str, str]] = {}
     for line in sys.stdin:
-        line = line.strip()
-        if line[:1] in "+-" and line[1:].isdigit():
-            (guarded.add if line[0] == "+" else guarded.discard)(int(line[1:]))
+        words = line.split()
+        if len(words) == 1 and words[0][:1] in "+-" and words[0][1:].isdigit():
+            (guarded.add if words[0][0] == "+" else guarded.discard)(int(words[0][1:]))
+        elif len(words) == 4 and words[0] == "standin":
+            standins[words[1]] = (words[2], words[3])
+        elif len(words) == 2 and words[0] == "nostandin":
+            standins.pop(words[1], None)
     for pgid in guarded:
         # A proc's pgid is its pid: stop it (it starts nothing more), take its tree, then it.
         with contextlib.suppress(OSError):
@@ -39,6 +51,10 @@ def main() -> None:
         kill_descendants(pgid)
         with contextlib.suppress(OSError):
             os.killpg(pgid, signal.SIGKILL)
+    if standins:
+        from ..hosts.standin import stand_in
+
+        stand_in(standins, STANDIN_FOR)
 
 
 class Watchdog:
@@ -79,6 +95,13 @@ class Watchdog:
 
     def release(self, pgid: int) -> None:
         self._say(f"-{pgid}")
+
+    def stand_in(self, endpoint: str, public_key: str, secret_key: str) -> None:
+        """If the kernel dies, answer agents at ``endpoint`` (with these keys) with terminate."""
+        self._say(f"standin {endpoint} {public_key} {secret_key}")
+
+    def no_stand_in(self, endpoint: str) -> None:
+        self._say(f"nostandin {endpoint}")
 
     def close(self) -> None:
         """Stop the watchdog without killing anything it no longer guards."""

@@ -300,7 +300,7 @@ class Notebook:
 
     def _max_count(self) -> int:
         nums = [int(p) for p in self.prompts() if p.isdigit()]
-        return max(nums + [self._seen])
+        return max([*nums, self._seen])
 
     def clear_outputs(self) -> None:
         self.command("notebook:clear-all-cell-outputs")

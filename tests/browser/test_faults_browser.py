@@ -19,7 +19,10 @@ PAYLOADS = [
     ('\x1b[31m<img src=x onerror="window.__pwned=3">\x1b[0m', '<img src=x onerror="window.__pwned=3">'),
     ("\x1b[1;4m<script>window.__pwned=4</script>\x1b[0m", "<script>window.__pwned=4</script>"),
     ('<iframe src="javascript:window.__pwned=5"></iframe>', '<iframe src="javascript:window.__pwned=5"></iframe>'),
-    ('<svg onload="window.__pwned=6"><a xlink:href="javascript:1">x</a></svg>', '<svg onload="window.__pwned=6"><a xlink:href="javascript:1">x</a></svg>'),
+    (
+        '<svg onload="window.__pwned=6"><a xlink:href="javascript:1">x</a></svg>',
+        '<svg onload="window.__pwned=6"><a xlink:href="javascript:1">x</a></svg>',
+    ),
     ("&lt;b&gt;entities stay as typed&lt;/b&gt;", "&lt;b&gt;entities stay as typed&lt;/b&gt;"),
 ]
 
@@ -60,7 +63,9 @@ def test_escapes_that_move_the_cursor_or_clear_the_screen_change_nothing_else(nb
         n.run_cell(i)
     assert_rendered(n.output_text(3), range(2))
     for r, lines in n.lines(2).items():
-        assert lines["stdout"] == ["line one", "cleared?", "alternate screen?", "moved?", "line five"], f"rank {r}: {lines}"
+        assert lines["stdout"] == ["line one", "cleared?", "alternate screen?", "moved?", "line five"], (
+            f"rank {r}: {lines}"
+        )
         first = n.proc(2, r).locator(".ipylogfwd-line").first
         assert first.is_visible() and first.inner_text() == "line one"
     # The rest of the page is as it was: the cell above still shows its output, the title too.

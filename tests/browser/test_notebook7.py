@@ -33,7 +33,8 @@ def test_widgets_and_rendered_flush_in_notebook_7(page: Any, lab: LabServer) -> 
         try:
             wait_for(
                 page,
-                "() => [...document.querySelectorAll('.jp-InputPrompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))",
+                "() => [...document.querySelectorAll('.jp-InputPrompt')]"
+                ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))",
                 "a cell of Notebook 7 to start running (a prompt showing [*] or [N])",
                 timeout=20_000,
             )

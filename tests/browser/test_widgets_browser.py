@@ -43,7 +43,7 @@ def problems_in(outputs: list[list[dict[str, Any]]]) -> list[str]:
 
 
 def first_difference(got: list[str], want: list[str]) -> str:
-    for i, (g, w) in enumerate(zip(got, want)):
+    for i, (g, w) in enumerate(zip(got, want, strict=False)):
         if g != w:
             return f"first difference at line {i}: got {g!r}, want {w!r}"
     return f"lengths differ: got {len(got)} lines, want {len(want)} (last got: {got[-3:]!r})"
@@ -228,7 +228,8 @@ def test_crashed_proc_shows_its_exit_code(nb, lab):
         "crash.ipynb",
         [
             LOAD,
-            "%%procs 2\nimport os\nif os.environ['RANK'] == '1':\n    os._exit(3)\nprint('alive', os.environ['RANK'])\n",
+            "%%procs 2\nimport os\nif os.environ['RANK'] == '1':\n    os._exit(3)\n"
+            "print('alive', os.environ['RANK'])\n",
         ],
     )
     n: Notebook = nb(path)
@@ -277,7 +278,8 @@ def test_reloaded_page_catches_up(nb, lab):
     wait_for(
         n.page,
         """([i]) => { const c = window.jupyterapp.shell.currentWidget.content.widgets[i];
-                      return c.node.querySelectorAll('.ipylogfwd-proc[data-rank="0"] .ipylogfwd-line').length >= 30; }""",
+                      return c.node.querySelectorAll('.ipylogfwd-proc[data-rank="0"] .ipylogfwd-line')
+                                   .length >= 30; }""",
         "rank 0's widget to show 30 lines before the reload",
         arg=[1],
         timeout=20_000,
