@@ -81,7 +81,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 # --- no agent outlives the session ------------------------------------------------------------
 def _orphan_agents() -> list[str]:
-    """Agents (or the launch commands' shells) of this machine whose parent is gone."""
+    """Agents of this checkout's Python whose parent is gone."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -89,7 +89,7 @@ def _orphan_agents() -> list[str]:
             ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        if "-m ipylogfwd.agent" in cmdline and ppid == 1:
+        if cmdline.startswith(sys.executable + " -m ipylogfwd.agent") and ppid == 1:  # this checkout's
             found.append(f"{stat.parent.name}: {cmdline.strip()}")
     return found
 

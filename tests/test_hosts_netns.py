@@ -9,9 +9,12 @@ These tests need root (CI runs as root); they fail, not skip, without it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -245,3 +248,56 @@ def _alive(pid: int) -> bool:
         return False
     return True
 
+
+
+ATTACKER = r'''
+import json, sys, zmq
+from ipylogfwd.wire import frames
+endpoint, server_key = sys.argv[1], sys.argv[2]
+ctx = zmq.Context()
+def peer(curve, key=None):
+    s = ctx.socket(zmq.DEALER); s.linger = 0
+    if curve:
+        pub, sec = zmq.curve_keypair()
+        s.curve_publickey, s.curve_secretkey = pub, sec
+        s.curve_serverkey = (key or server_key).encode()
+    s.connect(endpoint)
+    return s
+hello = {"t": "hello", "host": "intruder", "pid": 1, "addr": "x", "python": "3.11", "version": "0",
+         "key": "k", "mac": "00"}
+data = frames.encode({"t": "data", "e": 1, "r": 0, "s": 1}, b"L\x01\x00\x00\x00\x01\x00\x00\x00\x09injected\n")
+answers = {}
+for name, sock, msgs in [
+    ("plaintext", peer(False), [frames.encode(hello), data]),
+    ("wrong server key", peer(True, zmq.curve_keypair()[0].decode()), [frames.encode(hello)]),
+    ("forged hello", peer(True), [frames.encode(hello)]),
+    ("data before hello", peer(True), [data]),
+    ("garbage", peer(True), [[b"\xff" * 64], [b"{}", b"", b""]]),
+]:
+    for m in msgs:
+        try:
+            sock.send_multipart(m, zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # no connection to queue it on: the handshake was refused
+    answers[name] = sock.recv_multipart()[0].decode() if sock.poll(1500) else None
+    sock.close(0)
+print(json.dumps(answers), flush=True)
+ctx.term()
+'''
+
+
+def test_a_foreign_process_on_another_host_gets_nothing_in(net: Net, group: ProcGroup) -> None:
+    router = group._cluster.router  # type: ignore[union-attr]  # white box: its endpoint and public key
+    attacker = net.hosts[2]
+    out = subprocess.run(
+        ["ip", "netns", "exec", attacker, sys.executable, "-c", ATTACKER, router.endpoint, router.server_key],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    answers = json.loads(out.stdout)
+    assert answers == dict.fromkeys(answers), f"a foreign peer got an answer: {answers}"
+    sink = RecordingSink()
+    group.submit("print('only this')", sink=sink).wait(30)
+    assert group.flush(timeout=10).ok
+    assert all(sink.lines(r) == ["only this"] for r in range(4)), sink.out
+    assert [h.host for h in group.status().hosts] == net.hosts[:2]

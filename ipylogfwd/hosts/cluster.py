@@ -61,7 +61,7 @@ class Cluster:
         self.hosts: list[HostInfo] = []
         try:
             secrets = AgentSecrets(self.router.endpoint, self.router.server_key, admission.join_key)
-            self._agents = launcher.launch(secrets, count)
+            self._agents = launcher.launch(secrets, count, self.router.allow)
             self._await_hosts(count, start_timeout)
         except BaseException:
             self.close()

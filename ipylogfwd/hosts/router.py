@@ -94,6 +94,7 @@ class Router:
         self._links: dict[str, HostLink] = {}
         self._by_rid: dict[bytes, HostLink] = {}
         self._routes: dict[tuple[int, int], _Route] = {}
+        self._allowed: set[str] = set(admission.keys)
         self.refusals: list[str] = []  # why agents that looked like ours were refused
         self.ignored = 0  # messages dropped: garbage, unknown senders, forged keys
         self.host_events: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
@@ -131,6 +132,11 @@ class Router:
     def link(self, host: str) -> HostLink | None:
         with self._lock:
             return self._links.get(host)
+
+    def allow(self, key: str) -> None:
+        """Admit an agent by its public key, known in advance (a launcher made it)."""
+        with self._lock:
+            self._allowed.add(key)
 
     def joined(self) -> list[HostInfo]:
         with self._lock:
@@ -261,7 +267,9 @@ class Router:
 
     def _admissible(self, info: HostInfo, mac: object) -> bool:
         adm = self.admission
-        return info.key in adm.keys or bool(adm.join_key and mac_ok(adm.join_key, info.key, info.host, mac))
+        with self._lock:
+            known = info.key in self._allowed
+        return known or bool(adm.join_key and mac_ok(adm.join_key, info.key, info.host, mac))
 
     def _on_message(self, link: HostLink, header: dict[str, Any], body: bytes) -> None:
         kind = header["t"]

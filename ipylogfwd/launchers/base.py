@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ..errors import UsageError
@@ -63,8 +63,10 @@ class Launcher(Protocol):
         """The address the kernel's port binds to, reachable from every host."""
         ...
 
-    def launch(self, secrets: AgentSecrets, count: int) -> list[AgentHandle]:
-        """Start ``count`` agents with ``secrets``, given privately (never on a command line)."""
+    def launch(self, secrets: AgentSecrets, count: int, admit: Callable[[str], None]) -> list[AgentHandle]:
+        """Start ``count`` agents with ``secrets``, given privately (never on a command line).
+        A launcher whose agents make their own keys calls ``admit(public_key)`` for each,
+        before starting it, instead of handing them the join key."""
         ...
 
     def order(self, joined: list[HostInfo]) -> list[HostInfo]:

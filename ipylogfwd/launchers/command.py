@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shlex
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..agent.netinfo import route_to
 from ..errors import UsageError
@@ -93,7 +93,7 @@ class CommandLauncher:
         except OSError as exc:
             raise UsageError(f"cannot tell the hosts where to reach this kernel ({exc}); pass listen=ADDRESS") from None
 
-    def launch(self, secrets: AgentSecrets, count: int) -> list[AgentHandle]:
+    def launch(self, secrets: AgentSecrets, count: int, admit: Callable[[str], None]) -> list[AgentHandle]:
         if self.names is None:
             argv = shlex.join(agent_argv("", self.lease))
             self._agents = [ProcessAgent("", self.command.format(agent=argv, host=""), secrets, shell=True)]

@@ -6,6 +6,8 @@ same agents, links and lanes as across a network.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..errors import UsageError
 from ..hosts.link import HostInfo
 from ..wire.admission import AgentSecrets
@@ -37,7 +39,7 @@ class LocalLauncher:
     def listen_address(self) -> str:
         return "127.0.0.1"
 
-    def launch(self, secrets: AgentSecrets, count: int) -> list[AgentHandle]:
+    def launch(self, secrets: AgentSecrets, count: int, admit: Callable[[str], None]) -> list[AgentHandle]:
         self._agents = [
             ProcessAgent(f"local{i}", agent_argv(f"local{i}", self.lease, die_with_parent=True), secrets)
             for i in range(count)
