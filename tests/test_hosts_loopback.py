@@ -10,6 +10,8 @@ default (``IPYLOGFWD_LAUNCHER``).
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -48,9 +50,7 @@ def test_the_groups_here_run_on_two_hosts(shared_kernel: KernelDriver) -> None:
 
 def test_a_killed_kernel_takes_its_agents_and_their_procs(record_figure: object) -> None:
     import os
-    import re
     import signal
-    import time
 
     k = KernelDriver()
     try:
@@ -82,3 +82,122 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie is dead too
+
+
+def test_widgets_across_hosts_get_every_line_in_order_and_name_their_host() -> None:
+    from fake_frontend import FakeFrontend
+
+    fe = FakeFrontend(extra_env={"IPYLOGFWD_LAUNCHER": "local"})
+    try:
+        assert fe.execute("%load_ext ipylogfwd").status == "ok"
+        cell = fe.execute(
+            "%%procs 4\nimport os, sys\nr = os.environ['RANK']\n"
+            "for i in range(500):\n    print(f'out {r} {i}')\n    print(f'err {r} {i}', file=sys.stderr)\n",
+            timeout=60,
+        )
+        assert cell.status == "ok", cell.error
+        report = fe.execute("%logflush").result_text() or ""
+        assert report.startswith("FlushReport(barrier 1: ok)"), report
+        assert len(re.findall(r"rank +\d+  rendered ", report)) == 4, report
+        models = fe.proc_models()
+        for r, m in models.items():
+            assert m.stream_lines(1) == [f"out {r} {i}" for i in range(500)]
+            assert m.stream_lines(2) == [f"err {r} {i}" for i in range(500)]
+        fe.wait_until(
+            lambda: [models[r].state.get("host") for r in range(4)] == ["local0", "local0", "local1", "local1"],
+            10,
+            "each widget's header naming its host",
+        )
+    finally:
+        fe.shutdown()
+
+
+def test_fetch_logs_brings_every_byte_from_each_host(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from ipylogfwd import ProcGroup
+    from ipylogfwd.launchers import CommandLauncher
+    from ipylogfwd.sinks.text import TextSink
+
+    class Quiet(TextSink):
+        def _emit(self, name: str, text: str) -> None:
+            pass
+
+    dest = Path(str(tmp_path))
+    # Two "hosts" on this machine that keep their logs apart, as real ones do.
+    launcher = CommandLauncher(["ha", "hb"], "{agent}", per_host=1, listen="127.0.0.1")
+    with ProcGroup(2, launcher=launcher, sink_factory=lambda r, p, l: Quiet()) as g:  # noqa: E741
+        g.run(
+            "import os, sys\nr = os.environ['RANK']\n"
+            "sys.stdout.write(''.join(f'{r}:{i:07d}\\n' for i in range(300_000)))\n"
+            "os.write(2, bytes(range(256)) * 10)\n",
+            timeout=60,
+        )
+        assert g.flush(timeout=10).ok
+        files = g.fetch_logs(dest)
+        assert sorted(str(p.relative_to(dest)) for p in files) == [
+            "ha/rank0.stderr.log", "ha/rank0.stdout.log", "hb/rank1.stderr.log", "hb/rank1.stdout.log"
+        ]
+        for host, r in (("ha", 0), ("hb", 1)):
+            out = (dest / host / f"rank{r}.stdout.log").read_text()
+            assert out == "".join(f"{r}:{i:07d}\n" for i in range(300_000)), f"{host}: {len(out)} chars"
+            assert (dest / host / f"rank{r}.stderr.log").read_bytes() == bytes(range(256)) * 10
+        # Only the procs' log files can be read from a host.
+        remote = g._generation._sets[0]  # type: ignore[union-attr]  # white box
+        with pytest.raises(OSError, match="not a log file name"):
+            remote._read_log("../../etc/passwd", 0, time.monotonic() + 5)  # type: ignore[attr-defined]
+
+
+def test_a_flooding_rank_is_held_at_its_pipe_not_in_the_kernel_and_its_host_mate_flows(record_figure: object) -> None:
+    import psutil
+
+    from ipylogfwd import ProcGroup
+    from ipylogfwd.launchers import LocalLauncher
+    from ipylogfwd.sinks.text import TextSink
+
+    class SlowSink(TextSink):
+        """A kernel that takes output slowly (a busy notebook): about 20 publishes a second."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.ticks: list[tuple[float, float]] = []  # (written by rank 1, published here)
+
+        def _emit(self, name: str, text: str) -> None:
+            now = time.time()
+            for line in text.splitlines():
+                if line.startswith("[1] tick "):
+                    self.ticks.append((float(line.split()[-1]), now))
+            time.sleep(0.05)
+
+    sink = SlowSink()
+    me = psutil.Process()
+    with ProcGroup(2, launcher=LocalLauncher(hosts=1), sink_factory=lambda r, p, l: TextSink()) as g:  # noqa: E741
+        before = me.memory_info().rss
+        peak = before
+        job = g.submit(
+            "import os, sys, time\n"
+            "end = time.time() + 4\n"
+            "if os.environ['RANK'] == '0':\n"
+            "    line = 'x' * 1000 + '\\n'\n"
+            "    while time.time() < end:\n"
+            "        sys.stdout.write(line * 100)\n"
+            "else:\n"
+            "    while time.time() < end:\n"
+            "        print('tick', time.time(), flush=True)\n"
+            "        time.sleep(0.1)\n",
+            sink=sink,
+        )
+        while not job.done:
+            peak = max(peak, me.memory_info().rss)
+            time.sleep(0.02)
+        job.wait(60)
+    growth = (peak - before) / (1 << 20)
+    delays = sorted(got - sent for sent, got in sink.ticks)
+    record_figure(  # type: ignore[operator]
+        "loopback: rank 0 flooding a slow kernel, rank 1 ticking on the same host",
+        f"kernel RSS +{growth:.1f} MiB; rank 1's tick delay median {delays[len(delays) // 2] * 1000:.0f} ms, "
+        f"max {delays[-1] * 1000:.0f} ms",
+    )
+    assert len(delays) >= 30, f"rank 1 ticked {len(delays)} times in 4 s"
+    assert delays[-1] < 1.5, f"rank 1 waited behind rank 0's flood: {delays[-5:]}"
+    assert growth < 64 + 16, f"the kernel held {growth:.0f} MiB of a flood it could not take"

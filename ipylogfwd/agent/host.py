@@ -17,6 +17,7 @@ import contextlib
 import os
 import platform
 import queue
+import re
 import sys
 import tempfile
 import threading
@@ -34,6 +35,7 @@ from . import netinfo
 from .link import KernelLink
 
 MAILBOX_BUDGET = 1 << 20  # per rank, on the host: past it the reader stops reading that proc
+LOG_NAME = re.compile(r"rank\d+\.(stdout|stderr)\.log")
 
 
 class _EpochEvents:
@@ -113,11 +115,27 @@ class HostAgent:
             procs.interrupt(msg["ranks"])
         elif kind == "shutdown":
             procs.stop(float(msg.get("timeout", 5.0)))
+        elif kind == "read_log":
+            self._read_log(procs.logdir, msg)
         elif kind == "close":
             with self._lock:
                 self._epochs.pop(epoch, None)
             procs.close()
             self.link.end_epoch(epoch)
+
+    def _read_log(self, logdir: Path, msg: dict[str, Any]) -> None:
+        name = str(msg["name"])
+        answer: dict[str, Any] = {"type": "log_chunk", "epoch": msg["epoch"], "req": msg["req"], "data": None}
+        if not LOG_NAME.fullmatch(name):  # only the procs' log files, nothing else on the host
+            answer["error"] = "not a log file name"
+        else:
+            try:
+                with open(logdir / name, "rb") as f:
+                    f.seek(int(msg["offset"]))
+                    answer["data"] = f.read(min(int(msg["size"]), 4 << 20))
+            except OSError as exc:
+                answer["error"] = str(exc)
+        self.link.send_ctl(answer)
 
     def _spawn(self, msg: dict[str, Any]) -> None:
         epoch = msg["epoch"]

@@ -140,6 +140,8 @@ class Generation:
             logs = {r: self._set_of(r).log_paths(r) for r in ranks}
             sink = self.config.sink_factory(ranks, pids, logs)
         self._dispatcher.register_cell(cell, sink)
+        if self.cluster is not None:
+            self._refresher.refresh()  # the widget headers name their hosts from the start
         self._tracker.begin(("cell", cell), ranks)
         for procs, mine in self._split(ranks):
             for rank in procs.execute(cell, code, mine):
@@ -248,6 +250,14 @@ class Generation:
                 link = h.link
                 hosts.append(HostStatus(h.host, h.ranks, link.pid, link.state, link.rtt, link.stalled, logdirs[h.host]))
         return GroupStatus(self.statuses(), self.config.logdir, problems, hosts)
+
+    def fetch_logs(self, dest: Path, timeout: float) -> list[Path]:
+        """Every proc's log files, copied under ``dest`` (one directory per host when there
+        are hosts)."""
+        out = []
+        for procs in self._sets:
+            out += procs.fetch_logs(dest / procs.host if self.cluster is not None else dest, timeout)
+        return out
 
     def warn_log_errors(self) -> None:
         """Warn, once per file, about log files that could not be written."""

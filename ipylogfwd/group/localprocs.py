@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import ProcStartError
 from ..pipeline.items import STDERR, STDOUT, BarrierKey
-from ..pipeline.logfiles import log_path
+from ..pipeline.logfiles import copy_logs, log_path
 from ..pipeline.queues import Mailboxes
 from ..pipeline.reader import Reader, make_pipe
 from ..proc import tree, worker
@@ -173,6 +173,8 @@ class LocalProcs:
             self._spawn(ctx, rank, die_with_parent)
         self._await_hello(ranks, timeout)
 
+    respawn = _spawn_all  # a killed rank's fresh proc starts as the first one did
+
     def _spawn(self, ctx: Any, rank: int, die_with_parent: bool) -> None:
         out_r, out_w = make_pipe()
         err_r, err_w = make_pipe()
@@ -295,14 +297,14 @@ class LocalProcs:
         if not self._reader.retire(ranks, max(0.5, timeout / 2)):
             self._bad_message = f"the reader did not close the pipes of killed rank(s) {ranks} in time"
 
-    def respawn(self, ranks: list[int], timeout: float) -> None:
-        self._spawn_all(ranks, timeout)
-
     def log_paths(self, rank: int) -> list[str]:
         return [str(log_path(self._logdir, rank, s)) for s in (STDOUT, STDERR)]
 
     def log_errors(self) -> dict[tuple[int, int], str]:
         return self._reader.log_errors()
+
+    def fetch_logs(self, dest: Path, timeout: float) -> list[Path]:
+        return copy_logs(self._logdir, self._ranks, dest)
 
     def why_silent(self, rank: int) -> str:
         return ""  # a local proc is never cut off: it answers, is stuck, or is dead

@@ -222,6 +222,11 @@ class ProcGroup:
         """Every proc's state, pid, line counts and last heartbeat; log directory; problems."""
         return self._open().status()
 
+    def fetch_logs(self, dest: str | os.PathLike[str], timeout: float = 60.0) -> list[Path]:
+        """Copy every proc's log files (complete, every byte it wrote) into ``dest``; from other
+        hosts, into ``dest/HOST/``. Returns the files written."""
+        return self._open().fetch_logs(Path(dest), check_timeout(timeout))
+
     def __repr__(self) -> str:
         state = "closed" if self._generation is None else f"{self.size} procs"
         return f"<ProcGroup {state}, logs in {self.logdir}>"

@@ -145,6 +145,10 @@ class ProcSet(Protocol):
         """What went wrong inside the set that the user should see (a failed thread)."""
         ...
 
+    def fetch_logs(self, dest: Path, timeout: float) -> list[Path]:
+        """Copy this set's log files into ``dest`` (created if need be); the files written."""
+        ...
+
     def why_silent(self, rank: int) -> str:
         """Why ``rank`` cannot answer now ("host h3 unreachable 4.1 s"), or "" if it can."""
         ...

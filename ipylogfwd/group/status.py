@@ -155,7 +155,10 @@ class StatusRefresher:
                     continue
                 for st in statuses:
                     heard = now_wall - st.last_heard if st.last_heard is not None else 0.0
-                    sink.update_status(st.rank, state=st.state, exit_text=st.exit, pid=st.pid, last_heard=heard)
+                    host = "" if st.host == "localhost" else st.host
+                    sink.update_status(
+                        st.rank, state=st.state, exit_text=st.exit, pid=st.pid, last_heard=heard, host=host
+                    )
 
     def stop(self) -> None:
         """A last refresh (how each proc ended), then stop the thread."""

@@ -23,6 +23,7 @@ from ..pipeline.queues import Mailboxes
 from .link import HostInfo
 from .router import Router
 
+LOG_CHUNK = 1 << 20
 NOT_ON_HOSTS = "{what}: not yet for procs on other hosts; %procs --restart replaces every proc"
 
 
@@ -64,6 +65,8 @@ class RemoteProcs:
         self._failed: str | None = None
         self._errors: list[str] = []
         self._closed = False
+        self._reads = 0  # log chunks asked for
+        self._chunks: dict[int, bytes | str] = {}  # answers by request (bytes, or why not)
         router.register(epoch, self.host, sorted(envs), mailboxes, self._on_event)
 
     @property
@@ -109,6 +112,8 @@ class RemoteProcs:
                 p.exitcode, p.state = int(msg["code"]), "exited"
             elif kind == "lost":
                 pass
+            elif kind == "log_chunk":
+                self._chunks[int(msg["req"])] = msg["data"] if msg.get("data") is not None else str(msg.get("error"))
             elif kind == "error":
                 self._errors = [*self._errors[-9:], f"agent on {host}: {msg.get('error')}"]
             self._cond.notify_all()
@@ -199,6 +204,43 @@ class RemoteProcs:
         why = self._why_silent()
         with self._cond:
             return [*self._errors, *([why] if why else [])]
+
+    def fetch_logs(self, dest: Path, timeout: float) -> list[Path]:
+        """Each rank's log files, read from the agent in chunks of ``LOG_CHUNK`` bytes."""
+        dest.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout
+        out = []
+        for rank in self.ranks:
+            for stream in (STDOUT, STDERR):
+                name = f"rank{rank}.{STREAM_NAMES[stream]}.log"
+                path = dest / name
+                with open(path, "wb") as f:
+                    offset = 0
+                    while True:
+                        data = self._read_log(name, offset, deadline)
+                        f.write(data)
+                        offset += len(data)
+                        if len(data) < LOG_CHUNK:
+                            break
+                out.append(path)
+        return out
+
+    def _read_log(self, name: str, offset: int, deadline: float) -> bytes:
+        with self._cond:
+            self._reads += 1
+            req = self._reads
+        self._send("read_log", req=req, name=name, offset=offset, size=LOG_CHUNK)
+        with self._cond:
+            while req not in self._chunks:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._lost():
+                    why = self._why_silent() or "no answer in time"
+                    raise TimeoutError(f"reading {name} from host {self.host}: {why}")
+                self._cond.wait(min(left, 0.2))
+            chunk = self._chunks.pop(req)
+        if isinstance(chunk, str):
+            raise OSError(f"{name} on host {self.host}: {chunk}")
+        return chunk
 
     def why_silent(self, rank: int) -> str:
         return self._why_silent()

@@ -80,8 +80,11 @@ class ViewedSink(Protocol):
 class StatusSink(Protocol):
     """A sink that shows each proc's state beside its output."""
 
-    def update_status(self, rank: int, *, state: str, exit_text: str, pid: int | None, last_heard: float) -> None:
-        """Show ``rank``'s state; ``last_heard`` is seconds since the epoch (0: never)."""
+    def update_status(
+        self, rank: int, *, state: str, exit_text: str, pid: int | None, last_heard: float, host: str = ""
+    ) -> None:
+        """Show ``rank``'s state; ``last_heard`` is seconds since the epoch (0: never); ``host``
+        is where it runs, for a group on several hosts ("" on one machine)."""
         ...
 
 

@@ -141,7 +141,9 @@ class WidgetSink:
         w = self.widgets.get(rank)
         return None if w is None else str(w.model_id)
 
-    def update_status(self, rank: int, *, state: str, exit_text: str, pid: int | None, last_heard: float) -> None:
+    def update_status(
+        self, rank: int, *, state: str, exit_text: str, pid: int | None, last_heard: float, host: str = ""
+    ) -> None:
         """Refresh a widget's header (from the group's control thread)."""
         w = self.widgets.get(rank)
         if w is None:
@@ -152,6 +154,7 @@ class WidgetSink:
             ("state", state),
             ("exit_text", exit_text),
             ("pid", pid or 0),
+            ("host", host),
             ("stdout_lines", counts[STDOUT]),
             ("stderr_lines", counts[STDERR]),
         ):

@@ -29,6 +29,8 @@ class ProcWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
 
     protocol = traitlets.Int(view_messages.VIEW_PROTOCOL_VERSION).tag(sync=True)
     rank = traitlets.Int(0).tag(sync=True)
+    #: the host the proc runs on, for a group on several hosts ("" on one machine)
+    host = traitlets.Unicode("").tag(sync=True)
     pid = traitlets.Int(0).tag(sync=True)
     #: starting / running / idle / unresponsive / exited / killed
     state = traitlets.Unicode("starting").tag(sync=True)

@@ -74,6 +74,7 @@ export class ProcModel extends DOMWidgetModel implements PacedTask {
       _view_module_version: ProcModel.view_module_version,
       protocol: PROTOCOL_VERSION,
       rank: 0,
+      host: '',
       pid: 0,
       state: 'starting',
       exit_text: '',

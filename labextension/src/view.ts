@@ -115,7 +115,8 @@ const followers = new Followers();
 
 const pacer = pagePacer();
 
-const TRAITS_IN_HEADER = 'change:rank change:pid change:state change:exit_text change:stdout_lines change:stderr_lines';
+const TRAITS_IN_HEADER =
+  'change:rank change:host change:pid change:state change:exit_text change:stdout_lines change:stderr_lines';
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -152,6 +153,7 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   private header!: HTMLElement;
   private toggle!: HTMLButtonElement;
   private rankEl!: HTMLElement;
+  private hostEl!: HTMLElement;
   private pidEl!: HTMLElement;
   private stateEl!: HTMLElement;
   private countsEl!: HTMLElement;
@@ -217,11 +219,12 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
       this.model.save_changes();
     });
     this.rankEl = this.part('ipylogfwd-rank');
+    this.hostEl = this.part('ipylogfwd-host');
     this.pidEl = this.part('ipylogfwd-pid');
     this.stateEl = this.part('ipylogfwd-state');
     this.countsEl = this.part('ipylogfwd-counts');
     this.heardEl = this.part('ipylogfwd-heard');
-    this.header.append(this.toggle, this.rankEl, this.pidEl, this.stateEl, this.countsEl, this.heardEl);
+    this.header.append(this.toggle, this.rankEl, this.hostEl, this.pidEl, this.stateEl, this.countsEl, this.heardEl);
 
     this.body = document.createElement('div');
     this.body.className = 'ipylogfwd-body';
@@ -576,9 +579,14 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
     const state = m.getString('state', 'starting');
     const exitText = m.getString('exit_text', '');
     const pid = m.getNumber('pid', 0);
+    const host = m.getString('host', '');
     this.el.dataset.rank = String(rank);
     this.el.dataset.state = state;
     setText(this.rankEl, `rank ${rank}`);
+    // Only groups on several hosts name them; one machine's procs need no host.
+    this.hostEl.hidden = host === '';
+    this.el.dataset.host = host;
+    setText(this.hostEl, host);
     setText(this.pidEl, pid > 0 ? `pid ${pid}` : 'no pid');
     setText(this.stateEl, stateText(state, exitText));
     this.stateEl.dataset.state = state;
