@@ -64,6 +64,7 @@ def load_ipython_extension(ipython: Any) -> None:
     if _magics is not None and _magics.shell is ipython:
         return
     _magics = ProcsMagics(ipython)
+    _magics.take_back()  # the procs of an unload earlier in this cell (%reload_ext)
     ipython.register_magics(_magics)
     _probe_frontend()
 
@@ -90,11 +91,12 @@ def _probe_frontend() -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Stop the procs and remove the magics (``%unload_ext ipylogfwd``)."""
+    """Remove the magics (``%unload_ext ipylogfwd``); the procs stop at the end of the cell
+    unless the extension is loaded again in it (``%reload_ext ipylogfwd`` keeps them)."""
     global _magics
     if _magics is None:
         return
-    _magics.close()
+    _magics.park()
     from .sinks.acks import close_hub
 
     close_hub()

@@ -2,6 +2,10 @@
 
 ``%%procs N [options]`` runs the cell in N procs; ``%procs`` shows or manages them;
 ``%logflush`` is the barrier. One group per IPython session.
+
+``%reload_ext ipylogfwd`` keeps the procs: unloading parks the group here (this module is
+not reloaded with the package), loading again takes it back, and a group nobody took back by
+the end of the cell (``%unload_ext``) is shut down then.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .errors import FlushWarning, UsageError
+from .errors import CellSyntaxError, FlushWarning, UsageError
 from .group import Execution, GroupStatus, ProcGroup
 from .group.args import MAX_PROCS, check_size, check_timeout, parse_targets
 from .launchers.choose import Choice, choose
@@ -58,6 +62,16 @@ class ProcsMagics(Magics):
         help="Run the procs on hosts: local (agents on this machine), ray, or a launcher object's name.",
     )
     @argument("--per-host", type=int, metavar="P", help="With --launcher local or ray: procs per host.")
+    @argument(
+        "--stacks",
+        action="store_true",
+        help="Line form: show where each proc is (every thread's stack; ranks doing the same together).",
+    )
+    @argument(
+        "--kill",
+        metavar="RANKS",
+        help="Line form: kill these ranks' procs (0,2 or 1:3 or all) and start fresh ones in their place.",
+    )
     @line_cell_magic
     def procs(self, line: str, cell: str | None = None) -> Any:
         """Run the cell in N worker processes, or (line form) show and manage them.
@@ -73,21 +87,24 @@ class ProcsMagics(Magics):
 
         Line form: ``%procs`` shows each proc (rank, pid, state, exit, lines, last heard);
         ``%procs N`` starts N procs; ``%procs --restart``, ``%procs --shutdown`` and
-        ``%procs --logdir`` manage them.
+        ``%procs --logdir`` manage them; ``%procs --stacks`` shows where each one is and
+        ``%procs --kill 1`` replaces a stuck one.
         """
         args = parse_argstring(self.procs, line)
         try:
             return self._procs(args, cell)
         except UsageError as exc:
             raise IPythonUsageError(str(exc)) from None
+        except SyntaxError as exc:
+            raise CellSyntaxError(exc) from None
 
     def _procs(self, args: Any, cell: str | None) -> Any:
         if args.n is not None:
             check_size(args.n, args.force)
         if cell is None:
             return self._line(args)
-        if args.shutdown:
-            raise UsageError("--shutdown is for the line form: %procs --shutdown")
+        if args.shutdown or args.stacks or args.kill:
+            raise UsageError("--shutdown, --stacks and --kill are for the line form: %procs --stacks")
         if args.timeout is not None:
             check_timeout(args.timeout, "--timeout")
         size = args.n or (self.group.size if self.group is not None else None)
@@ -105,8 +122,16 @@ class ProcsMagics(Magics):
         return results if any(v is not None for v in results.values()) else None
 
     def _line(self, args: Any) -> Any:
-        if args.bg or args.timeout is not None or args.targets:
+        if args.bg or args.timeout is not None or (args.targets and not args.stacks):
             raise UsageError("--bg, --timeout and --targets go with the cell form (%%procs)")
+        if (args.stacks or args.kill) and self.group is None:
+            raise UsageError("no procs are running: start some with %%procs N")
+        if args.stacks and self.group is not None:
+            targets = parse_targets(args.targets, self.group.size) if args.targets else None
+            return self.group.stacks(targets)
+        if args.kill and self.group is not None:
+            self.group.kill(parse_targets(args.kill, self.group.size))
+            return self.group.status()
         if args.shutdown:
             if self.group is not None:
                 self.group.shutdown()
@@ -171,8 +196,13 @@ class ProcsMagics(Magics):
             raise IPythonUsageError(str(exc)) from None
         if not report.ok:
             bad = [f"{e.rank} ({e.outcome})" for e in report.shortfalls]
+            ranks = ",".join(str(e.rank) for e in report.shortfalls)
             warnings.warn_explicit(
-                f"not every proc reached the full barrier: {', '.join(bad)}", FlushWarning, "%logflush", 0
+                f"not every proc reached the full barrier: {', '.join(bad)}; "
+                f"%procs --stacks -t {ranks} shows where they are, %procs --kill {ranks} replaces them",
+                FlushWarning,
+                "%logflush",
+                0,
             )
         return report
 
@@ -181,5 +211,30 @@ class ProcsMagics(Magics):
             self.group.shutdown()
             self.group = None
 
+    # --- %reload_ext ------------------------------------------------------------------------
+    def park(self) -> None:
+        """The extension is being unloaded: keep the group for a load that may follow in this
+        cell (``%reload_ext``); shut it down at the cell's end if none does."""
+        if self.group is None:
+            return
+        _parked[id(self.shell)] = (self.group, self.last, self.launcher)
+        self.group, self.last, self.launcher = None, None, None
+        shell: Any = self.shell
+
+        def shut_down_unless_taken_back() -> None:
+            shell.events.unregister("post_execute", shut_down_unless_taken_back)
+            group, _, _ = _parked.pop(id(shell), (None, None, None))
+            if group is not None:
+                group.shutdown()
+
+        shell.events.register("post_execute", shut_down_unless_taken_back)
+
+    def take_back(self) -> None:
+        """The extension is loaded again: take back the group a ``park`` kept, if any."""
+        self.group, self.last, self.launcher = _parked.pop(id(self.shell), (None, None, None))
+
+
+_parked: dict[int, tuple[ProcGroup | None, Execution | None, Choice | None]] = {}
+"""Groups of shells whose extension was unloaded in the cell running now, by shell."""
 
 __all__ = ["GroupStatus", "ProcsMagics"]

@@ -1,11 +1,13 @@
 """Writes the notebooks in this folder from their source below, and executes them so that
 their stored outputs are the ones nbval compares against.
 
-    python notebooks/make_notebooks.py
+    python notebooks/make_notebooks.py              # every notebook
+    python notebooks/make_notebooks.py distributed  # only notebooks/distributed.ipynb
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat
@@ -178,6 +180,116 @@ FAILURES = [
     new_code_cell("%procs --shutdown"),
 ]
 
+DISTRIBUTED = [
+    new_markdown_cell(
+        "# torch.distributed in procs\n\n"
+        "Each proc starts with what `torch.distributed` reads from the environment: `RANK`, "
+        "`WORLD_SIZE`, `LOCAL_RANK`, `LOCAL_WORLD_SIZE`, `MASTER_ADDR`, and a `MASTER_PORT` "
+        "chosen for these procs (it stays until `%procs --restart`). So "
+        "`dist.init_process_group(\"gloo\")` needs no set-up. Values you set in the kernel's "
+        "environment before the procs start win (`MASTER_PORT`, `OMP_NUM_THREADS`)."
+    ),
+    new_code_cell("%load_ext ipylogfwd\nimport ipylogfwd, time"),
+    new_markdown_cell(
+        "A tiny model trained with `DistributedDataParallel` over gloo on 2 procs: each rank has "
+        "its own data, DDP averages the gradients, and each rank prints its own loss."
+    ),
+    ignore_output(
+        "%%procs 2\n"
+        "import os, time, torch, torch.distributed as dist\n"
+        "from torch.nn.parallel import DistributedDataParallel as DDP\n"
+        "rank = int(os.environ['RANK'])\n"
+        "dist.init_process_group('gloo')\n"
+        "torch.manual_seed(0)\n"
+        "model = DDP(torch.nn.Linear(4, 1))\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "gen = torch.Generator().manual_seed(rank)  # each rank its own data\n"
+        "x = torch.randn(64, 4, generator=gen)\n"
+        "y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])\n"
+        "for epoch in range(5):\n"
+        "    opt.zero_grad()\n"
+        "    loss = torch.nn.functional.mse_loss(model(x), y)\n"
+        "    loss.backward()  # DDP averages the gradients across ranks\n"
+        "    opt.step()\n"
+        "    print(f'epoch {epoch} loss {loss.item():.4f}')"
+    ),
+    new_markdown_cell(
+        "The losses differ per rank (their data differ); the weights are the same on every rank, "
+        "which is what DDP is for. Values come back per rank."
+    ),
+    new_code_cell("%%procs 2\nround(loss.item(), 3)"),
+    new_code_cell(
+        "weights = _ = %procs 2\n"
+        "%%procs 2\n"
+        "[round(w, 4) for w in model.module.weight.flatten().tolist()]"
+    ) if False else new_code_cell(
+        "%%procs 2\n[round(w, 4) for w in model.module.weight.flatten().tolist()]"
+    ),
+    new_code_cell("weights = _\nprint('the same weights on every rank:', weights[0] == weights[1])"),
+    new_markdown_cell(
+        "## A hung collective\n\n"
+        "Rank 1 never joins the `all_reduce` rank 0 waits in. `%procs --stacks` shows where "
+        "every proc is, even one stuck in C code: the cell's own frames as `<procs cell N>` with "
+        "their source line, and ranks doing the same thing shown together."
+    ),
+    ignore_output(
+        "%%procs 2 --bg\n"
+        "t = torch.ones(1)\n"
+        "if rank == 0:\n"
+        "    dist.all_reduce(t)  # waits for rank 1, which never comes\n"
+        "else:\n"
+        "    time.sleep(3600)"
+    ),
+    new_code_cell("job = _"),
+    ignore_output(
+        "group = ipylogfwd.current_group()\n"
+        "while 'all_reduce' not in group.stacks().by_rank[0]:  # until rank 0 is in it\n"
+        "    time.sleep(0.1)\n"
+        "%procs --stacks"
+    ),
+    new_markdown_cell("The frames of the cells, per rank (the full stacks are above):"),
+    new_code_cell(
+        "stacks = group.stacks()\n"
+        "for rank, text in stacks.by_rank.items():\n"
+        "    lines = [line.strip() for line in text.splitlines()]\n"
+        "    cell = [f'{a} | {b}' for a, b in zip(lines, lines[1:]) if a.startswith('<procs cell')]\n"
+        "    print(rank, lines[0], cell)"
+    ),
+    new_markdown_cell(
+        "## Getting going again\n\n"
+        "`%procs --kill 1` kills rank 1 (and everything it started) and starts a fresh proc in "
+        "its place, with the same rank and environment and an empty namespace; rank 0 keeps its "
+        "state. Rank 0's collective then fails at once: its peer is gone."
+    ),
+    ignore_output("%procs --kill 1"),
+    new_code_cell(
+        "try:\n"
+        "    job.wait(30)\n"
+        "except ipylogfwd.ProcsError as error:\n"
+        "    print(sorted(error.error_types.items()))"
+    ),
+    new_markdown_cell(
+        "Rank 0 kept its namespace, but its process group lost a member, which torch does not "
+        "repair in place (the rendezvous store of the old group lives on in rank 0). Replace "
+        "rank 0 too, then make the process group again and go on:"
+    ),
+    ignore_output("%procs --kill 0"),
+    new_code_cell(
+        "%%procs 2\n"
+        "import os, time, torch, torch.distributed as dist\n"
+        "rank = int(os.environ['RANK'])\n"
+        "dist.init_process_group('gloo')\n"
+        "t = torch.ones(1)\n"
+        "dist.all_reduce(t)\n"
+        "t.item()"
+    ),
+    new_markdown_cell(
+        "`%%procs --timeout S` escalates the same way: SIGINT at the timeout, then a kill and a "
+        "fresh proc for a rank still running 2 s later; `job.cancel()` does it for a `--bg` cell."
+    ),
+    new_code_cell("%procs --shutdown"),
+]
+
 
 def build(name: str, cells: list) -> None:
     nb = new_notebook(cells=cells)
@@ -188,7 +300,13 @@ def build(name: str, cells: list) -> None:
     nbformat.write(nb, HERE / name)
 
 
+NOTEBOOKS = {
+    "quickstart": QUICKSTART,
+    "ordering": ORDERING,
+    "failures": FAILURES,
+    "distributed": DISTRIBUTED,
+}
+
 if __name__ == "__main__":
-    build("quickstart.ipynb", QUICKSTART)
-    build("ordering.ipynb", ORDERING)
-    build("failures.ipynb", FAILURES)
+    for name in sys.argv[1:] or NOTEBOOKS:
+        build(f"{name}.ipynb", NOTEBOOKS[name])

@@ -106,3 +106,17 @@ def no_orphan_agents() -> Iterator[None]:
         time.sleep(0.5)
         left = [a for a in _orphan_agents() if a not in before]
     assert not left, f"agents left running without their kernel: {left}"
+
+
+# A daemon the way servers make one: fork, the parent exits, the child calls setsid. It leaves
+# its parent's process group and session, and is re-parented: to init, unless the proc it
+# descends from is a child subreaper. It prints its pid, then sleeps.
+DAEMON = (
+    "import os, subprocess, sys\n"
+    "_daemon_code = 'import os, sys, time\\nif os.fork():\\n    os._exit(0)\\nos.setsid()\\n"
+    "print(os.getpid(), flush=True)\\ntime.sleep(300)\\n'\n"
+    "_p = subprocess.Popen([sys.executable, '-c', _daemon_code], stdout=subprocess.PIPE, text=True)\n"
+    "daemon_pid = int(_p.stdout.readline())\n"
+    "_p.wait()\n"
+)
+"""Proc cell code that leaves ``daemon_pid`` in the proc's namespace."""

@@ -12,22 +12,25 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import by_rank
+from conftest import DAEMON, by_rank
 from fake_frontend import FakeFrontend
 from kernel_driver import KernelDriver
 
 
 def _pids_and_children(k: KernelDriver, n: int) -> tuple[list[int], list[int]]:
-    """Start ``n`` procs that each start a child (``sleep``); their pids and the children's."""
+    """Start ``n`` procs that each start a child (``sleep``) and a daemon (it left their
+    process group and session with ``setsid``); their pids, and the children's and daemons'."""
     cell = k.execute(
         f"%%procs {n}\n"
+        f"{DAEMON}"
         "import os, subprocess\n"
         "child = subprocess.Popen(['sleep', '300'])\n"
-        "(os.getpid(), child.pid)\n"
+        "(os.getpid(), child.pid, daemon_pid)\n"
     )
     assert cell.status == "ok", cell.error
-    pairs = list(eval(cell.result_text() or "").values())
-    procs, children = [p for p, _ in pairs], [c for _, c in pairs]
+    triples = list(eval(cell.result_text() or "").values())
+    procs, children = [p for p, _, _ in triples], [c for _, c, _ in triples] + [d for _, _, d in triples]
+    assert all(os.getsid(d) == d for _, _, d in triples), "the daemons did not start sessions of their own"
     assert all(psutil.pid_exists(p) for p in procs + children)
     return procs, children
 

@@ -170,9 +170,33 @@ def test_restart_from_another_thread_while_a_job_is_waited_for(group: ProcGroup)
     ids=["sleeping", "holding the GIL"],
 )
 def test_wait_never_overruns_its_timeout_by_more_than_a_second(group: ProcGroup, body: str) -> None:
+    # Without the escalation to a kill (kill_after=None): SIGINT, then the wait is over.
+    # With it (the default), tests/test_distributed.py measures the escalation.
     job = group.submit(body)
     t0 = time.monotonic()
     with pytest.raises(ProcTimeoutError):
-        job.wait(1.0)
+        job.wait(1.0, kill_after=None)
     took = time.monotonic() - t0
     assert 1.0 <= took < 2.0, f"wait(1.0) took {took:.2f} s"
+
+
+def test_a_progress_bar_in_stdio_text_shows_its_latest_state_at_most_once_a_second(group: ProcGroup) -> None:
+    # Where output cannot be redrawn in place (plain Python: this process's stdio), a bar's
+    # latest state is printed as a labelled line at most once a second, and its last state.
+    sink = RecordingSink()
+    code = (
+        "import sys, time\n"
+        "for i in range(26):\n"
+        "    print(f'\\r{i * 4}%', end='', file=sys.stderr, flush=True)\n"
+        "    time.sleep(0.1)\n"
+        "print(file=sys.stderr)\n"
+    )
+    t0 = time.monotonic()
+    group.submit(code, [0], sink=sink).wait(30)
+    took = time.monotonic() - t0
+    text = sink.text("stderr")
+    assert "\r" not in text, repr(text)
+    lines = text.splitlines()
+    assert all(re.fullmatch(r"\[0\] \d+%", line) for line in lines), lines
+    assert lines[-1] == "[0] 100%" and lines[0] != lines[-1], lines
+    assert len(lines) <= took + 2, f"{len(lines)} states in {took:.1f} s: {lines}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import psutil
+from conftest import DAEMON
 from kernel_driver import KernelDriver
 
 
@@ -43,15 +44,16 @@ def test_restart_and_shutdown_leave_no_orphans(kernel: KernelDriver) -> None:
     kernel.execute("import ipylogfwd")
     cell = kernel.execute(
         "%%procs 3\n"
+        f"{DAEMON}"
         "import subprocess\n"
         "child = subprocess.Popen(['sleep', '300'])\n"
         "x = 41\n"
-        "child.pid\n"
+        "(child.pid, daemon_pid)\n"
     )
     assert cell.status == "ok", cell.error
-    children = [int(v) for v in (cell.result_text() or "").strip("{}").replace(":", ",").split(",")[1::2]]
+    children = [p for pair in eval(cell.result_text() or "").values() for p in pair]
     pids = _proc_pids(kernel)
-    assert len(pids) == 3 and len(children) == 3
+    assert len(pids) == 3 and len(children) == 6
     assert all(psutil.pid_exists(p) for p in pids + children)
 
     restart = kernel.execute("%procs --restart")
@@ -62,8 +64,12 @@ def test_restart_and_shutdown_leave_no_orphans(kernel: KernelDriver) -> None:
     fresh = kernel.execute("%%procs 3\n'x' in globals()")
     assert fresh.result_text() == "{0: False, 1: False, 2: False}", "restarted procs must have new namespaces"
 
+    # Shut down, the daemons that left the procs' process groups go too.
+    daemons = kernel.execute(f"%%procs 3\n{DAEMON}daemon_pid").result_text() or ""
+    daemon_pids = list(eval(daemons).values())
+    assert len(daemon_pids) == 3 and all(psutil.pid_exists(p) for p in daemon_pids)
     kernel.execute("%procs --shutdown")
-    assert _gone_within(new, 5) == []
+    assert _gone_within(new + daemon_pids, 5) == []
 
 
 def test_kernel_shutdown_takes_the_procs_with_it() -> None:

@@ -165,6 +165,7 @@ def test_logflush_warns_and_reports_when_a_proc_cannot_serve_it(kernel: KernelDr
     report = cell.result_text() or ""
     assert "INCOMPLETE" in report and re.search(r"rank +1  weak", report) and re.search(r"rank +0  published", report)
     assert "%logflush:0: FlushWarning: not every proc reached the full barrier: 1 (weak)" in cell.stderr
+    assert "%procs --stacks -t 1 shows where they are, %procs --kill 1 replaces them" in cell.stderr
     kernel.execute("%procs --shutdown")
 
 

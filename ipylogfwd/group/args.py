@@ -3,6 +3,7 @@ here once, and every check raises ``UsageError`` before anything is started."""
 
 from __future__ import annotations
 
+import ast
 import math
 from collections.abc import Iterable
 
@@ -72,3 +73,37 @@ def check_sequence(seq: object) -> None:
     """``seq`` can be cut into parts: it has a length and slices."""
     if not (hasattr(seq, "__len__") and hasattr(seq, "__getitem__")) or isinstance(seq, dict):
         raise UsageError(f"scatter needs a sequence that has a length and slices, not a {type(seq).__name__}")
+
+
+def check_code(code: str, filename: str = "<procs cell>") -> None:
+    """``code`` must be Python a proc can run (top-level ``await`` included). IPython syntax
+    (``%magic``, ``!command``) is not: a ``SyntaxError`` says so in one line."""
+    try:
+        compile(code, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    except SyntaxError as exc:
+        line = _ipython_line(code)
+        if line is None:
+            raise
+        lineno, text = line
+        raise SyntaxError(
+            f"{text.strip()!r} is IPython syntax: procs run plain Python (no magics, no ! commands); "
+            "use time.perf_counter() to time code, subprocess.run([...]) to run commands",
+            (filename, lineno, 1, text, lineno, len(text) + 1),
+        ) from exc
+
+
+def _ipython_line(code: str) -> tuple[int, str] | None:
+    """(line number, line) of the first line IPython would rewrite (a magic, a ``!`` command,
+    ``x?``), if the cell is valid IPython; None otherwise."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    transformed = TransformerManager().transform_cell(code)  # type: ignore[no-untyped-call]
+    try:
+        compile(transformed, "<ipython>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    except SyntaxError:
+        return None
+    before, after = code.splitlines(), transformed.splitlines()
+    for i, (a, b) in enumerate(zip(before, after, strict=False)):
+        if a != b:
+            return i + 1, a
+    return None

@@ -6,8 +6,11 @@ sets (``procset.ProcEvents``) and, when the procs are stopped under a running ce
 cell's execution with an error at once.
 
 An ``Execution`` waits for its ranks' results and then for the output they produced to be
-published (``CellRunner.finish_cell``), within bounds: ``wait(t)`` never returns more than
-about a second after ``t``.
+published (``CellRunner.finish_cell``), within bounds. Stopping a cell escalates: at
+``wait(t)``'s timeout (``%%procs --timeout``) or on ``cancel()``, the ranks still running it
+get SIGINT; those still running after a grace period are killed and replaced
+(``CellRunner.kill``). ``wait(t)`` so returns within about a second of ``t`` when SIGINT
+works, and within ``t`` + the grace + a proc's start when a proc had to be replaced.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ import threading
 import time
 from typing import Any, Protocol
 
-from ..errors import ProcDiedError, ProcsBusyError, ProcsError, ProcTimeoutError
+from ..errors import ProcDiedError, ProcsBusyError, ProcsError, ProcTimeoutError, UsageError
 from ..pipeline.barrier import FlushReport
 from ..wire.proc_messages import Result
 from .status import describe_exit
 
 INTERRUPT_GRACE = 3.0  # after a KeyboardInterrupt: time for the procs' own tracebacks
 TIMEOUT_GRACE = 0.5  # after a timeout: time for the interrupted procs to report
+KILL_GRACE = 2.0  # after a timeout: procs still running the cell this much later are killed
+CANCEL_GRACE = 5.0
 PUBLISH_GRACE = 0.5  # after the results (or a timeout): time for their output to be published
 CELL_PUBLISH_TIMEOUT = 10.0
 
@@ -33,6 +38,10 @@ class CellRunner(Protocol):
     """What an execution needs of the procs that run it."""
 
     def interrupt(self, ranks: list[int]) -> None: ...
+
+    def kill(self, ranks: list[int]) -> None:
+        """Kill ``ranks``' procs and replace them (their cells fail for them)."""
+        ...
 
     def finish_cell(self, execution: Execution, publish_timeout: float) -> FlushReport:
         """Wait (bounded) until the output the cell produced is published; forget the cell."""
@@ -60,6 +69,7 @@ class Execution:
         self._results: dict[int, Any] = {}
         self._errors: dict[int, str] = {}
         self._error_types: dict[int, str] = {}
+        self._killed: set[int] = set()  # ranks whose procs were killed and replaced under the cell
         self._ended: ProcDiedError | None = None  # the procs were stopped under the cell
         self._all_in = threading.Event()
         self._finished = False
@@ -81,20 +91,21 @@ class Execution:
         with self._lock:
             return dict(self._errors)
 
-    def wait(self, timeout: float | None = None) -> dict[int, Any]:
+    def wait(self, timeout: float | None = None, *, kill_after: float | None = KILL_GRACE) -> dict[int, Any]:
         """Block until the cell is done on every target and its output is published.
 
         Returns the per-rank results. Raises ``ProcsError`` if any rank failed,
-        ``ProcDiedError`` if the procs were restarted or shut down under the cell,
-        ``ProcTimeoutError`` after ``timeout`` seconds (the pending procs are interrupted;
-        the call returns within about a second of ``timeout``), and ``KeyboardInterrupt``
-        if interrupted (the procs are interrupted too).
+        ``ProcDiedError`` if the procs were restarted or shut down under the cell, or if the
+        only failures are ranks killed and replaced (``%procs --kill``, ``cancel``),
+        ``ProcTimeoutError`` after ``timeout`` seconds (the pending procs are interrupted, and
+        those still running ``kill_after`` seconds later are killed and replaced; None: never
+        killed), and ``KeyboardInterrupt`` if interrupted (the procs are interrupted too).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while not self._all_in.wait(0.05):
                 if deadline is not None and time.monotonic() >= deadline:
-                    self._time_out(timeout or 0.0)
+                    self._time_out(timeout or 0.0, kill_after)
         except KeyboardInterrupt:
             self._runner.interrupt(self._pending())
             with contextlib.suppress(KeyboardInterrupt):  # a second one: stop waiting for reports
@@ -108,20 +119,53 @@ class Execution:
         self._finish(min(CELL_PUBLISH_TIMEOUT, left + PUBLISH_GRACE))
         with self._lock:
             results = {r: self._results.get(r) for r in self.ranks}
+            if self._errors and set(self._errors) <= self._killed:
+                killed = sorted(self._killed)
+                raise ProcDiedError(
+                    f"cell {self.cell}: rank(s) {killed} were killed and replaced while running it; "
+                    "their new procs start with empty namespaces: run the cells they need again"
+                )
             if self._errors:
                 raise ProcsError(dict(self._errors), dict(self._error_types), results)
             return results
 
-    def _time_out(self, timeout: float) -> None:
+    def cancel(self, grace: float = CANCEL_GRACE) -> list[int]:
+        """Stop the cell: interrupt the ranks still running it, and kill and replace those
+        still running it ``grace`` seconds later. Returns the ranks that were replaced;
+        ``wait()`` then reports how each rank ended."""
+        pending = self._pending()
+        if not pending:
+            return []
+        self._runner.interrupt(pending)
+        self._all_in.wait(grace)
+        stuck = self._pending()
+        if stuck:
+            self._runner.kill(stuck)
+        return stuck
+
+    def _time_out(self, timeout: float, kill_after: float | None) -> None:
         pending = self._pending()
         self._runner.interrupt(pending)
-        self._all_in.wait(TIMEOUT_GRACE)
+        self._all_in.wait(TIMEOUT_GRACE if kill_after is None else kill_after)
+        stuck = self._pending() if kill_after is not None else []
+        not_killed = ""
+        if stuck:
+            try:
+                self._runner.kill(stuck)
+            except UsageError as exc:  # their proc set cannot replace single ranks
+                not_killed = str(exc)
         self._finish(PUBLISH_GRACE)
-        raise ProcTimeoutError(
-            f"cell did not finish within {timeout:g} s on rank(s) {', '.join(map(str, pending))}; "
-            "they were interrupted",
-            pending,
-        )
+        listed = ", ".join(map(str, pending))
+        if not_killed:
+            how = f"SIGINT did not stop rank(s) {', '.join(map(str, stuck))}, and {not_killed}"
+        elif stuck:
+            how = (
+                f"SIGINT did not stop rank(s) {', '.join(map(str, stuck))} within {kill_after:g} s: they were "
+                "killed and replaced, and their new procs start with empty namespaces (run the cells they need again)"
+            )
+        else:
+            how = "they were interrupted and stay as they were"
+        raise ProcTimeoutError(f"cell did not finish within {timeout:g} s on rank(s) {listed}; {how}", pending)
 
     def _finish(self, publish_timeout: float) -> None:
         """Wait (bounded) until the output the cell produced is published, once."""
@@ -144,10 +188,12 @@ class Execution:
                 self._error_types[rank] = msg["error_type"] or "Error"
             self._check_all_in()
 
-    def _fail(self, rank: int, text: str) -> None:
+    def _fail(self, rank: int, text: str, *, killed: bool = False) -> None:
         with self._lock:
             if rank in self._results:
                 return
+            if killed:
+                self._killed.add(rank)
             self._results[rank] = None
             self._errors[rank] = text
             self._error_types[rank] = ProcDiedError.__name__
@@ -183,9 +229,10 @@ class Cells:
             busy = {r: c for c, e in self._running.items() for r in e._pending() if r in ranks}
             if busy:
                 first = min(busy)
+                listed = ",".join(map(str, sorted(busy)))
                 raise ProcsBusyError(
-                    f"rank(s) {sorted(busy)} are still running cell {busy[first]}; "
-                    "wait for it (handle.wait()) or interrupt the kernel"
+                    f"rank(s) {sorted(busy)} are still running cell {busy[first]}; wait for it "
+                    f"(handle.wait()), stop it (handle.cancel()), or kill and replace them: %procs --kill {listed}"
                 )
             execution = self._running[cell] = Execution(runner, cell, ranks)
             return execution
@@ -200,6 +247,15 @@ class Cells:
             running = list(self._running.values())
         for execution in running:
             execution._end(ProcDiedError(f"cell {execution.cell} was stopped: {why}"))
+
+    def killed(self, ranks: list[int], why: str) -> None:
+        """``ranks``' procs are being killed and replaced: the cells they run fail for them."""
+        with self._lock:
+            running = [e for e in self._running.values() if set(ranks) & set(e.ranks)]
+        for execution in running:
+            for rank in ranks:
+                if rank in execution.ranks:
+                    execution._fail(rank, f"proc {rank} was {why}\n", killed=True)
 
     def on_result(self, rank: int, result: Result) -> None:
         with self._lock:

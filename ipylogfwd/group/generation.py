@@ -7,18 +7,26 @@ stopped in the reverse one:
 
 * the mailboxes, the barrier tracker and the dispatcher thread that carry output to sinks;
 * the cells table (``cells.Cells``), which hears the procs' results and exits;
-* the proc sets (one per host; today ``LocalProcs``), each with its reader and control thread;
+* the proc sets (``LocalProcs`` on this machine, or one per host of a cluster), each with its
+  reader and control thread, their procs started with the environment ``environment``
+  computes (on this machine, one rendezvous port per generation, so ``torch.distributed``
+  needs no set-up and the port stays until a restart);
 * the status thread that keeps widget headers current.
 
 When a generation stops under a running cell, that cell's execution ends at once with
-``ProcDiedError``; output the procs wrote before they stopped is still published.
+``ProcDiedError``; output the procs wrote before they stopped is still published. Single
+ranks can be killed and replaced (``kill``) without stopping the generation: their running
+cell fails for them, everything they wrote is published, then their pipeline state starts
+afresh (barrier tracker, routes, line counts) before their new procs start.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,12 +43,16 @@ from ..sinks.factory import default_sink, text_sink
 from ..wire.proc_messages import Data
 from . import flush as flushing
 from .cells import Cells, Execution
+from .environment import free_port, local_envs
 from .localprocs import LocalProcs
 from .procset import ProcInfo, ProcSet
+from .stacks import StacksReport, describe
 from .status import GroupStatus, HostStatus, ProcStatus, StatusRefresher, describe_exit, proc_state
 
 if TYPE_CHECKING:
     from ..hosts.cluster import Cluster
+
+KEEP_SOURCES = 1000  # cells whose source a stack dump can show (functions outlive their cell)
 
 SinkFactory = Callable[[list[int], dict[int, "int | None"], dict[int, list[str]]], Sink]
 """Makes a cell's sink from (target ranks, their pids, their log file paths)."""
@@ -76,7 +88,9 @@ class Generation:
         self.cells = Cells()
         self._sets: list[ProcSet]
         if cluster is None:
-            envs = {r: {"RANK": str(r), "WORLD_SIZE": str(config.size), "LOCAL_RANK": str(r)} for r in ranks}
+            # One rendezvous port per generation: the same from cell to cell, and for a rank
+            # killed and replaced, until a restart.
+            envs = local_envs(config.size, free_port())
             interval = config.flush_interval
             self._sets = [LocalProcs(envs, self._mailboxes, self.cells, logdir=config.logdir, flush_interval=interval)]
         else:
@@ -88,6 +102,9 @@ class Generation:
         self._refresher = StatusRefresher(self.statuses, self._dispatcher.live_sinks)
         self._log_errors_shown: set[str] = set()  # warned about once each
         self._warn_lock = threading.Lock()  # cells end and flushes happen on several threads
+        self._sources: OrderedDict[str, str] = OrderedDict()  # "<procs cell N>" -> its code
+        self._kill_lock = threading.Lock()  # one kill at a time: each resets the ranks' pipeline
+        self._kills = itertools.count(1)
 
     def start(self) -> None:
         """Start every proc set; on failure, stop what started and raise."""
@@ -109,6 +126,9 @@ class Generation:
         """Start ``code`` as ``cell`` on ``ranks``; output goes to ``sink`` (or a new one)."""
         infos = self._alive(ranks)
         execution = self.cells.begin(self, cell, ranks)
+        self._sources[f"<procs cell {cell}>"] = code
+        while len(self._sources) > KEEP_SOURCES:
+            self._sources.popitem(last=False)
         if sink is None:
             pids = {r: infos[r].pid for r in ranks}
             logs = {r: self._set_of(r).log_paths(r) for r in ranks}
@@ -172,6 +192,46 @@ class Generation:
     def interrupt(self, ranks: list[int]) -> None:
         for procs, mine in self._split(ranks):
             procs.interrupt(mine)
+
+    # --- kill and replace, stacks ---------------------------------------------------------
+    def kill(self, ranks: list[int], timeout: float = 10.0) -> None:
+        """Kill ``ranks``' procs (and their descendants) and start fresh ones in their place.
+        Their running cell fails for them with ``ProcDiedError``; what they wrote is published
+        first. ``ProcStartError`` if a new proc does not start; ``UsageError``, with nothing
+        done, if a proc set cannot replace single ranks (procs on other hosts, for now)."""
+        if self.cluster is not None:
+            for procs, _ in self._split(ranks):
+                procs.kill([], 0.0)  # raises, before any cell is failed, where it is not supported
+        with self._kill_lock:
+            listed = ",".join(map(str, ranks))
+            self.cells.killed(ranks, f"killed and replaced by a fresh proc (%procs --kill {listed})")
+            key = ("kill", next(self._kills))
+            self._tracker.begin(key, ranks)
+            for procs, mine in self._split(ranks):
+                procs.kill(mine, timeout / 2)
+            # Their streams' ends are queued behind their last bytes: once the dispatcher has
+            # passed them, nothing of the old procs is left, and their state can start afresh.
+            late = self._tracker.wait(key, timeout / 2)
+            self._tracker.finish(key)
+            if late:
+                warnings.warn(f"output of killed rank(s) {late} may still be arriving", stacklevel=3)
+            for rank in ranks:
+                self._tracker.forget_rank(rank)
+                self._dispatcher.start_rank(rank, 0)
+            for procs, mine in self._split(ranks):
+                procs.respawn(mine, self.config.start_timeout)
+        self._refresher.refresh()
+
+    def stacks(self, ranks: list[int], timeout: float) -> StacksReport:
+        """Where each of ``ranks`` is: every thread's stack, ranks doing the same together."""
+        started = time.monotonic()
+        infos = {p.rank: p for p in self.procs()}
+        by_rank = {r: describe_exit(infos[r].exitcode) for r in ranks if not infos[r].alive}
+        sources = dict(self._sources)
+        for procs, mine in self._split([r for r in ranks if r not in by_rank]):
+            for rank, raw in procs.stacks(mine, timeout).items():
+                by_rank[rank] = describe(raw, sources, timeout)
+        return StacksReport(dict(sorted(by_rank.items())), time.monotonic() - started)
 
     # --- status ---------------------------------------------------------------------------
     def procs(self) -> list[ProcInfo]:
@@ -265,9 +325,10 @@ class Generation:
         infos = {p.rank: p for p in self.procs()}
         dead = [r for r in ranks if not infos[r].alive]
         if dead:
+            listed = ",".join(map(str, dead))
             raise ProcDiedError(
                 f"rank(s) {dead} have exited ({describe_exit(infos[dead[0]].exitcode)}); "
-                "%procs --restart starts fresh procs"
+                f"%procs --kill {listed} replaces them with fresh procs (%procs --restart replaces all)"
             )
         return infos
 

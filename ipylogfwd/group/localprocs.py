@@ -6,7 +6,12 @@ mailboxes), a third pipe for its display bundles (read by the same reader), and 
 control ``Connection``. Its "ipylogfwd-control" thread receives
 every proc's control messages (hello, heartbeats, results) and notices procs that exit; it
 reports results and exits to the owner (``ProcEvents``). Each proc runs in a process group of
-its own, guarded by the ``Watchdog`` so that its children die with the kernel too.
+its own, guarded by the ``Watchdog`` so that its children die with the kernel too; every
+kill takes the proc's whole process tree (``proc.tree``), so children that called ``setsid``
+go too.
+
+A rank's proc can be killed and replaced (``kill`` then ``respawn``) while the others run on:
+the new one gets new pipes, a new token and a new control channel, and the same environment.
 """
 
 from __future__ import annotations
@@ -15,77 +20,26 @@ import contextlib
 import itertools
 import multiprocessing
 import os
-import shutil
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from multiprocessing import connection as mp_connection
-from multiprocessing import reduction
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProcStartError
 from ..pipeline.items import STDERR, STDOUT, BarrierKey
-from ..pipeline.logfiles import log_path
+from ..pipeline.logfiles import copy_logs, log_path
 from ..pipeline.queues import Mailboxes
 from ..pipeline.reader import Reader, make_pipe
 from ..proc import worker
 from ..proc.watchdog import Watchdog
 from ..wire import markers, proc_messages
 from .data import Replies
+from .localproc import InheritedFd, LocalProc, await_hello, kill_group, kill_tree
 from .procset import FlushAsk, ProcEvents, ProcInfo
-from .status import describe_exit
+from .stacks import RawStacks, collect
 
 STOP_GRACE = 1.0
-
-
-class _InheritedFd:
-    """An fd handed to a spawned proc at the same number (pickled while it is being spawned)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_detach, (reduction.DupFd(self.fd),))
-
-
-def _detach(dup: Any) -> int:
-    return int(dup.detach())
-
-
-@dataclass
-class _LocalProc:
-    """The kernel's record of one local proc. Fields are written by the control thread and by
-    callers (``execute``, ``ask_flush``), always under the set's lock."""
-
-    rank: int
-    process: multiprocessing.process.BaseProcess
-    conn: mp_connection.Connection
-    token: bytes
-    pid: int | None = None
-    state: str = "starting"
-    last_heard: float = 0.0
-    exitcode: int | None = None
-    conn_open: bool = True
-    flush_unserved: int = 0  # the last flush version sent that the proc did not serve in time
-    flush_read: int = 0  # the last flush version the proc says it has read and marked
-    # Callers and the control thread send on the connection: one send at a time.
-    send_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def send(self, msg: proc_messages.ToProc) -> bool:
-        with self.send_lock:
-            if not self.conn_open:
-                return False
-            try:
-                self.conn.send(msg)
-                return True
-            except (OSError, EOFError, ValueError):
-                return False
-
-    @property
-    def alive(self) -> bool:
-        return self.exitcode is None
 
 
 class LocalProcs:
@@ -109,10 +63,12 @@ class LocalProcs:
         self._logdir = logdir
         self._flush_interval = flush_interval
         self._lock = threading.Lock()  # guards _procs and every field of its records
-        self._procs: dict[int, _LocalProc] = {}
+        self._procs: dict[int, LocalProc] = {}
+        self._retired: list[LocalProc] = []  # killed procs whose channels the control thread closes
         self._reader = Reader(mailboxes)
         self._watchdog = Watchdog()
         self._wake_r, self._wake_w = os.pipe()
+        self._stacks_lock = threading.Lock()  # one stack dump at a time reads the stacks pipes
         self._stopping = False
         self._bad_message: str | None = None  # set by the control thread, shown in problems()
         self._replies = Replies()  # answers to push/pull, delivered by the control thread
@@ -131,21 +87,29 @@ class LocalProcs:
 
     # --- start ----------------------------------------------------------------------------
     def start(self, timeout: float) -> None:
+        self._spawn_all(self._ranks, timeout)
+
+    def _spawn_all(self, ranks: list[int], timeout: float) -> None:
         ctx = multiprocessing.get_context("spawn")
-        # The parent-death signal fires when the spawning *thread* exits, so only ask for it
-        # when that thread lives as long as the kernel; the control channel's EOF covers the rest.
-        die_with_parent = threading.current_thread() is threading.main_thread()
-        for rank in self._ranks:
+        # A proc that dies the moment the kernel does would orphan its descendants (they go to
+        # init before anyone can walk its tree): while the watchdog runs, it takes them down,
+        # and the parent-death signal is only the fallback for when it could not start. That
+        # signal fires when the spawning *thread* exits, so it needs the kernel's main thread.
+        die_with_parent = not self._watchdog.running and threading.current_thread() is threading.main_thread()
+        for rank in ranks:
             self._spawn(ctx, rank, die_with_parent)
-        self._await_hello(timeout)
+        self._await_hello(ranks, timeout)
+
+    respawn = _spawn_all  # a killed rank's fresh proc starts as the first one did
 
     def _spawn(self, ctx: Any, rank: int, die_with_parent: bool) -> None:
         out_r, out_w = make_pipe()
         err_r, err_w = make_pipe()
         disp_r, disp_w = make_pipe()
+        stacks_r, stacks_w = os.pipe()
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         token = markers.new_token()  # given to the proc and its reader only, never in the env
-        fds = (_InheritedFd(out_w), _InheritedFd(err_w), _InheritedFd(disp_w))
+        fds = (InheritedFd(out_w), InheritedFd(err_w), InheritedFd(disp_w), InheritedFd(stacks_w))
         process = ctx.Process(
             target=worker.main,
             name=f"ipylogfwd-rank{rank}",
@@ -157,32 +121,23 @@ class LocalProcs:
             os.close(out_w)
             os.close(err_w)
             os.close(disp_w)
+            os.close(stacks_w)
             child_conn.close()
+        os.set_blocking(stacks_r, False)
         self._reader.add(rank, out_r, err_r, token, self._logdir, disp_r)
         if process.pid is not None:
             # The proc makes its own process group, with the same id as its pid.
             self._watchdog.guard(process.pid)
         with self._lock:
-            self._procs[rank] = _LocalProc(rank, process, parent_conn, token, pid=process.pid)
+            self._procs[rank] = LocalProc(rank, process, parent_conn, token, stacks_r, pid=process.pid)
         os.write(self._wake_w, b"x")
 
-    def _await_hello(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+    def _await_hello(self, ranks: list[int], timeout: float) -> None:
+        def snapshot() -> list[tuple[int, str, int | None]]:
             with self._lock:
-                starting = [p.rank for p in self._procs.values() if p.state == "starting"]
-                dead = [(p.rank, p.exitcode) for p in self._procs.values() if p.exitcode is not None]
-            if dead:
-                rank, code = dead[0]
-                raise ProcStartError(
-                    f"proc {rank} exited during start-up ({describe_exit(code)}); "
-                    f"its output is above and in {log_path(self._logdir, rank, STDERR)}"
-                )
-            if not starting:
-                return
-            if time.monotonic() > deadline:
-                raise ProcStartError(f"proc(s) {starting} did not start within {timeout:g} s")
-            time.sleep(0.02)
+                return [(r, self._procs[r].state, self._procs[r].exitcode) for r in ranks]
+
+        await_hello(snapshot, self._logdir, timeout)
 
     # --- asked by the group ---------------------------------------------------------------
     def procs(self) -> list[ProcInfo]:
@@ -249,6 +204,34 @@ class LocalProcs:
             with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
                 os.kill(pid, signal.SIGINT)
 
+    def stacks(self, ranks: list[int], timeout: float) -> dict[int, RawStacks]:
+        with self._lock:
+            targets = {r: (p.pid, p.stacks_fd) for r in ranks if (p := self._procs.get(r)) and p.pid and p.dumpable}
+        with self._stacks_lock:
+            return collect(targets, worker.STACKS_SIGNAL, timeout)
+
+    # --- replacing ranks ------------------------------------------------------------------
+    def kill(self, ranks: list[int], timeout: float) -> None:
+        with self._lock:
+            procs = [self._procs[r] for r in ranks]
+        for p in procs:
+            kill_tree(p)
+        for p in procs:
+            p.process.join(max(0.1, timeout / 2))
+            with self._lock:
+                # Recorded here, not by the control thread: the owner hears nothing of a proc
+                # it had killed (it already ended that rank's cells its own way).
+                p.killed()
+            with self._stacks_lock:
+                p.close_stacks()
+            if p.pid:
+                self._watchdog.release(p.pid)
+        with self._lock:
+            self._retired += procs
+        os.write(self._wake_w, b"x")
+        if not self._reader.retire(ranks, max(0.5, timeout / 2)):
+            self._bad_message = f"the reader did not close the pipes of killed rank(s) {ranks} in time"
+
     def log_paths(self, rank: int) -> list[str]:
         return [str(log_path(self._logdir, rank, s)) for s in (STDOUT, STDERR)]
 
@@ -256,14 +239,7 @@ class LocalProcs:
         return self._reader.log_errors()
 
     def fetch_logs(self, dest: Path, timeout: float) -> list[Path]:
-        dest.mkdir(parents=True, exist_ok=True)
-        out = []
-        for rank in self._ranks:
-            for stream in (STDOUT, STDERR):
-                src = log_path(self._logdir, rank, stream)
-                if src.exists():
-                    out.append(Path(shutil.copy2(src, dest / src.name)))
-        return out
+        return copy_logs(self._logdir, self._ranks, dest)
 
     def why_silent(self, rank: int) -> str:
         return ""  # a local proc is never cut off: it answers, is stuck, or is dead
@@ -285,8 +261,8 @@ class LocalProcs:
             p.process.join(max(0.0, grace - time.monotonic()))
         for p in procs:
             if p.process.is_alive():
-                p.process.kill()
-            _kill_group(p.pid)  # children of the proc that outlived it
+                kill_tree(p)
+            kill_group(p.pid)  # children of the proc that outlived it
         for p in procs:
             p.process.join(1.0)
         exited = []
@@ -307,13 +283,13 @@ class LocalProcs:
         self._reader.stop()
         with self._lock:
             procs = list(self._procs.values())
-        for p in procs:
-            with p.send_lock:
-                p.conn_open = False
-                p.conn.close()
-            _kill_group(p.pid)
-            if p.pid:
-                self._watchdog.release(p.pid)
+            retired, self._retired = self._retired, []
+        for p in retired + procs:
+            p.close_channels()
+            if p in procs:
+                kill_group(p.pid)
+                if p.pid:
+                    self._watchdog.release(p.pid)
         self._watchdog.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -322,8 +298,11 @@ class LocalProcs:
     def _control_loop(self) -> None:
         while not self._stopping:
             with self._lock:
+                retired, self._retired = self._retired, []
                 conns = {p.conn: p for p in self._procs.values() if p.conn_open}
                 sentinels = {p.process.sentinel: p for p in self._procs.values() if p.alive}
+            for p in retired:
+                p.conn.close()
             ready = mp_connection.wait([self._wake_r, *conns, *sentinels], timeout=0.5)
             for obj in ready:
                 if isinstance(obj, mp_connection.Connection):
@@ -334,7 +313,7 @@ class LocalProcs:
                 elif obj == self._wake_r:
                     os.read(self._wake_r, 4096)
 
-    def _receive(self, p: _LocalProc) -> None:
+    def _receive(self, p: LocalProc) -> None:
         try:
             while p.conn.poll():
                 msg = p.conn.recv()
@@ -346,27 +325,15 @@ class LocalProcs:
         except proc_messages.ProcProtocolError as exc:
             self._bad_message = f"proc {p.rank} sent a message this kernel does not understand: {exc}"
 
-    def _on_message(self, p: _LocalProc, msg: proc_messages.FromProc) -> None:
+    def _on_message(self, p: LocalProc, msg: proc_messages.FromProc) -> None:
         with self._lock:
-            p.last_heard = time.monotonic()
-            if msg["type"] == "hello":
-                p.pid = msg["pid"]
-                p.state = "idle"
-            elif msg["type"] == "started":
-                p.state = "running"
-            elif msg["type"] == "flushed":
-                p.flush_read = max(p.flush_read, msg["version"])
-            elif msg["type"] == "heartbeat":
-                if p.state != "starting":
-                    p.state = "running" if msg["busy_cell"] is not None else "idle"
-            elif msg["type"] == "result":
-                p.state = "idle"
+            p.heard(msg)
         if msg["type"] == "result":
             self._events.on_result(p.rank, msg)
         elif msg["type"] == "data":
             self._replies.deliver(p.rank, msg)
 
-    def _on_exit(self, p: _LocalProc) -> None:
+    def _on_exit(self, p: LocalProc) -> None:
         p.process.join(0.5)
         with self._lock:
             if p.exitcode is not None:
@@ -375,9 +342,3 @@ class LocalProcs:
             p.state = "exited"
             code = p.exitcode
         self._events.on_exit(p.rank, code)
-
-
-def _kill_group(pid: int | None) -> None:
-    if pid:
-        with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
-            os.killpg(pid, signal.SIGKILL)

@@ -33,9 +33,10 @@ from ..pipeline.logfiles import default_logdir
 from ..pipeline.sink import Sink
 from ..sinks.factory import default_sink
 from . import data
-from .args import check_name, check_sequence, check_size, check_targets, check_timeout
+from .args import check_code, check_name, check_sequence, check_size, check_targets, check_timeout
 from .cells import Execution
 from .generation import Generation, GroupConfig, SinkFactory
+from .stacks import StacksReport
 from .status import GroupStatus
 
 _live_groups: weakref.WeakSet[ProcGroup] = weakref.WeakSet()
@@ -149,12 +150,12 @@ class ProcGroup:
 
         Output goes to ``sink`` (default: a new one from ``sink_factory``, i.e. the cell
         executing now). Raises ``SyntaxError`` before starting anything if ``code`` does
-        not parse, ``ProcsBusyError`` if a target is still running an earlier cell, and
-        ``ProcDiedError`` if a target has exited.
+        not parse (saying so plainly for IPython syntax: magics, ``!`` commands), ``ProcsBusyError``
+        if a target is still running an earlier cell, and ``ProcDiedError`` if a target has exited.
         """
         generation = self._open()
         ranks = check_targets(targets, self.size)
-        compile(code, "<procs cell>", "exec", dont_inherit=True)  # a SyntaxError starts nothing
+        check_code(code)  # a SyntaxError starts nothing
         return generation.submit(next(self._cells), code, ranks, sink)
 
     def run(self, code: str, targets: Iterable[int] | None = None, *, timeout: float | None = None) -> dict[int, Any]:
@@ -207,6 +208,22 @@ class ProcGroup:
         """The values of ``name`` in the target procs put together in rank order: lists,
         tuples, strings, bytes and numpy arrays concatenated, anything else as a list."""
         return data.join([value for _, value in sorted(self.pull(name, targets, timeout=timeout).items())])
+
+
+    def kill(self, targets: Iterable[int]) -> None:
+        """Kill these ranks' procs (with everything they started) and start fresh ones in their
+        place: same ranks and environment, empty namespaces. A cell they were running fails
+        for them (``ProcDiedError``); what they wrote before is still shown. The other ranks
+        are not touched (a collective they were in with the killed ranks may fail)."""
+        self._open().kill(check_targets(targets, self.size))
+
+    def stacks(self, targets: Iterable[int] | None = None, timeout: float = 5.0) -> StacksReport:
+        """Where each proc is now: every thread's stack (the cell's frames with their source
+        lines), ranks doing the same shown together. Works on procs stuck in C code or a
+        collective too; never waits longer than ``timeout``."""
+        generation = self._open()
+        ranks = check_targets(targets, self.size)
+        return generation.stacks(ranks, check_timeout(timeout))
 
     # --- the barrier ----------------------------------------------------------------------
     def flush(

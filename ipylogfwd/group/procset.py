@@ -21,6 +21,7 @@ from typing import Protocol
 
 from ..pipeline.items import BarrierKey
 from ..wire.proc_messages import Data, Result
+from .stacks import RawStacks
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,23 @@ class ProcSet(Protocol):
 
     def interrupt(self, ranks: list[int]) -> None:
         """Send SIGINT to the live ``ranks`` (KeyboardInterrupt in the code they run)."""
+        ...
+
+    def stacks(self, ranks: list[int], timeout: float) -> dict[int, RawStacks]:
+        """Every thread's stack of each live proc of ``ranks``, dumped without the GIL (so a
+        proc stuck in C code answers too), within ``timeout`` seconds."""
+        ...
+
+    def kill(self, ranks: list[int], timeout: float) -> None:
+        """Kill ``ranks``' procs and every process below them (also those that left their
+        process group). What they wrote is still read: each of their streams' ends reaches
+        the mailboxes, behind it, before this returns. No ``on_exit`` is reported for them."""
+        ...
+
+    def respawn(self, ranks: list[int], timeout: float) -> None:
+        """Start a fresh proc (new namespace, pipes, token) at each of the killed ``ranks``,
+        with the same environment; return once each said hello (``ProcStartError`` if not
+        within ``timeout``)."""
         ...
 
     def stop(self, timeout: float) -> None:

@@ -100,11 +100,12 @@ class GroupStatus:
         rows = [head + ("    host" if hosts else "")]
         for p in self.procs:
             heard = f"{p.last_heard:.1f}s ago" if p.last_heard is not None else "never"
-            rows.append(
+            row = (
                 f"{p.rank:>4}  {p.pid or '-':>7}  {p.state:<13} {p.exit:<22} "
                 f"{p.stdout_lines:>9} {p.stderr_lines:>9}  {heard:<10}"
                 + (f"  {p.host}" if hosts else "")
             )
+            rows.append(row.rstrip())  # "last heard" is padded for the host column only
         if self.hosts:
             rows.append(f"{'host':<12} {'ranks':>7}  {'agent':>7}  {'link':<11} {'rtt':>9}  {'stalled':>8}  logs")
             rows += [h.row() for h in self.hosts]

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProcStartError
+from ..errors import ProcStartError, UsageError
 from ..group.data import Replies
 from ..group.procset import FlushAsk, ProcEvents, ProcInfo
+from ..group.stacks import RawStacks
 from ..pipeline.items import STDERR, STDOUT, STREAM_NAMES, BarrierKey
 from ..pipeline.queues import Mailboxes
 from ..wire.proc_messages import Data
@@ -29,6 +30,7 @@ from .router import Router
 
 DATA_GRACE = 2.0  # beyond a push/pull's timeout: time for the agent's answer to cross the link
 LOG_CHUNK = 1 << 20
+NOT_ON_HOSTS = "{what}: not yet for procs on other hosts; %procs --restart replaces every proc"
 
 
 @dataclass
@@ -193,6 +195,17 @@ class RemoteProcs:
 
     def stop(self, timeout: float) -> None:
         self._send("shutdown", timeout=timeout)
+
+    # Stack dumps and replacing single ranks are not carried over the agent link yet (the
+    # agent's own LocalProcs can do both): until they are, the user is told so plainly.
+    def stacks(self, ranks: list[int], timeout: float) -> dict[int, RawStacks]:
+        raise UsageError(NOT_ON_HOSTS.format(what="stack dumps (%procs --stacks)"))
+
+    def kill(self, ranks: list[int], timeout: float) -> None:
+        raise UsageError(NOT_ON_HOSTS.format(what="killing and replacing single ranks (%procs --kill)"))
+
+    def respawn(self, ranks: list[int], timeout: float) -> None:
+        raise UsageError(NOT_ON_HOSTS.format(what="killing and replacing single ranks (%procs --kill)"))
 
     def close(self) -> None:
         if not self._closed:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from .items import STREAM_NAMES
+from .items import STDERR, STDOUT, STREAM_NAMES
 
 
 def default_logdir() -> Path:
@@ -24,6 +25,19 @@ def default_logdir() -> Path:
 
 def log_path(logdir: Path, rank: int, stream: int) -> Path:
     return logdir / f"rank{rank}.{STREAM_NAMES[stream]}.log"
+
+
+def copy_logs(logdir: Path, ranks: list[int], dest: Path) -> list[Path]:
+    """Copy ``ranks``' log files from ``logdir`` into ``dest`` (created if need be); the
+    files written."""
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for rank in ranks:
+        for stream in (STDOUT, STDERR):
+            src = log_path(logdir, rank, stream)
+            if src.exists():
+                out.append(Path(shutil.copy2(src, dest / src.name)))
+    return out
 
 
 class LogFile:

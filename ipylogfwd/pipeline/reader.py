@@ -11,6 +11,9 @@ order. It is the only thread that touches the pipes, the framers and the log fil
   bar redrawn with ``\\r`` shows (and moves) without waiting for its ``\\n``.
 * Weak barriers: on request, read what is in the pipe now and queue a barrier behind it,
   for a proc that did not serve a flush in time (it "got everything read so far").
+* Retiring a rank whose proc was killed: read what is in its pipes now, queue each stream's
+  end and close them, even if a process that escaped the kill still holds a pipe open; the
+  rank's next proc then gets new pipes (``add``) and its log files continue the old ones.
 * Display bundles: each proc's third pipe carries its bundles as frames (``displays``); the
   stdout framer takes each one at its ``D`` marker, so it is queued in its place among the
   lines. That pipe is read along with the proc's streams (paused with them), and also held
@@ -88,11 +91,39 @@ class _Weak:
 
 
 @dataclass
+class _Retire:
+    ranks: list[int]
+    done: threading.Event
+
+
+@dataclass
 class _Stop:
     pass
 
 
-_Command = _Add | _Weak | _Stop
+_Command = _Add | _Weak | _Retire | _Stop
+
+
+class _LogErrors:
+    """Why log files failed: they fail on the reader thread and are asked for by callers, so
+    the table is guarded by a lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._errors: dict[tuple[int, int], str] = {}
+
+    def recorder(self, rank: int, stream: int) -> Callable[[str], None]:
+        """What ``rank``'s log file of ``stream`` calls when it fails."""
+
+        def failed(error: str) -> None:
+            with self._lock:
+                self._errors[(rank, stream)] = error
+
+        return failed
+
+    def snapshot(self) -> dict[tuple[int, int], str]:
+        with self._lock:
+            return dict(self._errors)
 
 
 class Reader:
@@ -113,9 +144,7 @@ class Reader:
         os.set_blocking(self._wake_r, False)
         self._procs: dict[int, _ProcPipes] = {}  # reader thread only
         self._logs: list[LogFile] = []  # reader thread only; kept after EOF, closed at stop
-        # Log files fail on the reader thread and are reported to callers: guarded by a lock.
-        self._log_errors_lock = threading.Lock()
-        self._log_errors: dict[tuple[int, int], str] = {}
+        self._log_errors = _LogErrors()
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._last_idle_check = 0.0
@@ -137,6 +166,13 @@ class Reader:
         self._send(_Weak(key, list(ranks), done))
         return done.wait(timeout)
 
+    def retire(self, ranks: list[int], timeout: float) -> bool:
+        """Queue the end of ``ranks``' streams behind everything readable from them now, and
+        close their pipes and log files; False if that was not done within ``timeout``."""
+        done = threading.Event()
+        self._send(_Retire(list(ranks), done))
+        return done.wait(timeout)
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop reading (after this, nothing more is queued) and close every fd and log."""
         if self._thread.is_alive():
@@ -145,8 +181,7 @@ class Reader:
 
     def log_errors(self) -> dict[tuple[int, int], str]:
         """(rank, stream) -> why that log file stopped, for every log file that failed."""
-        with self._log_errors_lock:
-            return dict(self._log_errors)
+        return self._log_errors.snapshot()
 
     def _send(self, cmd: _Command) -> None:
         self._commands.put(cmd)
@@ -193,6 +228,8 @@ class Reader:
                 return True
             if isinstance(cmd, _Add):
                 self._add(cmd)
+            elif isinstance(cmd, _Retire):
+                self._retire(cmd)
             else:
                 self._weak(cmd)
 
@@ -202,7 +239,7 @@ class Reader:
         if cmd.display_fd is not None:
             proc.frames = DisplayFrames(cmd.display_fd)
         for stream, fd in cmd.fds.items():
-            log = LogFile(log_path(cmd.logdir, cmd.rank, stream), self._log_failed(cmd.rank, stream))
+            log = LogFile(log_path(cmd.logdir, cmd.rank, stream), self._log_errors.recorder(cmd.rank, stream))
             self._logs.append(log)
             takes = proc.frames.take if proc.frames is not None and stream == STDOUT else None
             framer = StreamFramer(stream, cmd.token, self._max_line, log.write, takes)
@@ -211,13 +248,6 @@ class Reader:
             self._sel.register(fd, selectors.EVENT_READ, st)
         self._procs[cmd.rank] = proc
         self._sync_frames(proc)
-
-    def _log_failed(self, rank: int, stream: int) -> Callable[[str], None]:
-        def failed(error: str) -> None:
-            with self._log_errors_lock:
-                self._log_errors[(rank, stream)] = error
-
-        return failed
 
     def _read(self, st: _Stream) -> None:
         try:
@@ -275,11 +305,14 @@ class Reader:
     def _resume_drained(self) -> None:
         for proc in self._procs.values():
             if proc.paused and self._mailboxes.below(proc.rank, 0.5):
-                proc.paused = False
-                for st in proc.streams.values():
-                    if st.open:
-                        self._sel.register(st.fd, selectors.EVENT_READ, st)
-                self._sync_frames(proc)
+                self._resume(proc)
+
+    def _resume(self, proc: _ProcPipes) -> None:
+        proc.paused = False
+        for st in proc.streams.values():
+            if st.open:
+                self._sel.register(st.fd, selectors.EVENT_READ, st)
+        self._sync_frames(proc)
 
     def _release_idle(self) -> None:
         now = time.monotonic()
@@ -309,27 +342,53 @@ class Reader:
             for st in list(proc.streams.values()):
                 if not st.open:
                     continue  # EOF already queued: the dispatcher completes the barrier there
-                items: list[Item] = []
-                drained = 0
-                while st.open and drained < WEAK_DRAIN_LIMIT:
-                    try:
-                        data = os.read(st.fd, READ_SIZE)
-                    except BlockingIOError:
-                        break
-                    except OSError:
-                        data = b""
-                    if not data:
-                        items += st.framer.finish()
-                        self._close(st)
-                        break
-                    drained += len(data)
-                    items += st.framer.feed(data)
+                items = self._drain(st, to_end=False)
                 if st.open:
                     items += st.framer.release_partial()
                     items.append(Barrier(st.stream, cmd.key, weak=True))
                 st.log.flush()
                 self._mailboxes.put(rank, items)
         cmd.done.set()
+
+    def _retire(self, cmd: _Retire) -> None:
+        for rank in cmd.ranks:
+            proc = self._procs.get(rank)
+            if proc is None:
+                continue
+            if proc.paused:
+                self._resume(proc)  # _close unregisters what is registered
+            for st in proc.streams.values():
+                self._mailboxes.put(rank, self._drain(st, to_end=True))
+                st.log.close()
+                if st.log in self._logs:
+                    self._logs.remove(st.log)
+            # Only now: closing its stdout (above) closes its display pipe through the record.
+            del self._procs[rank]
+        cmd.done.set()
+
+    def _drain(self, st: _Stream, *, to_end: bool) -> list[Item]:
+        """The items of what ``st``'s pipe holds now (up to ``WEAK_DRAIN_LIMIT`` bytes). At the
+        pipe's end, or with ``to_end`` once nothing more is readable now (a killed proc: past the
+        limit, what comes is a process that escaped the kill), the stream ends and is closed."""
+        items: list[Item] = []
+        drained = 0
+        while st.open:
+            data: bytes | None
+            try:
+                data = os.read(st.fd, READ_SIZE) if drained < WEAK_DRAIN_LIMIT else None
+            except BlockingIOError:
+                data = None
+            except OSError:
+                data = b""  # a broken pipe is its end: the proc side is gone
+            if data is None and not to_end:
+                break  # everything there now is taken; the stream goes on
+            if not data:
+                items += st.framer.finish()
+                self._close(st)
+                break
+            drained += len(data)
+            items += st.framer.feed(data)
+        return items
 
     def _close(self, st: _Stream) -> None:
         st.open = False

@@ -5,8 +5,10 @@ signal), but children a proc started would then be orphaned. The watchdog is a t
 separate process in its own session, so signals sent to the kernel's process group do not
 reach it. The kernel tells it on its stdin which process groups to guard (``+pgid`` /
 ``-pgid``, one per line). When its stdin ends, because the kernel exited or was killed, it
-sends SIGKILL to every guarded group (each proc runs in a group of its own, with its
-children) and exits.
+kills every guarded proc's process tree (its descendants first, found in ``/proc``, so those
+that called ``setsid`` go too; then its process group) and exits. While it runs, the procs
+have no parent-death signal: a proc killed at once with the kernel would hand its
+descendants to init before anyone could find them.
 
 For a group on other hosts it is also the kernel's stand-in: told the kernel's port and
 CurveZMQ keys (``standin ENDPOINT PUBLIC SECRET``, on the same private pipe), it binds that
@@ -25,6 +27,8 @@ import subprocess
 import sys
 import threading
 
+from .tree import kill_descendants
+
 STANDIN_FOR = 15.0
 
 
@@ -41,6 +45,10 @@ def main() -> None:
         elif len(words) == 2 and words[0] == "nostandin":
             standins.pop(words[1], None)
     for pgid in guarded:
+        # A proc's pgid is its pid: stop it (it starts nothing more), take its tree, then it.
+        with contextlib.suppress(OSError):
+            os.kill(pgid, signal.SIGSTOP)
+        kill_descendants(pgid)
         with contextlib.suppress(OSError):
             os.killpg(pgid, signal.SIGKILL)
     if standins:
@@ -76,6 +84,11 @@ class Watchdog:
                 self._process.stdin.flush()
             except (OSError, ValueError):
                 self._process = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the watchdog process started (and has not been closed)."""
+        return self._process is not None
 
     def guard(self, pgid: int) -> None:
         self._say(f"+{pgid}")

@@ -16,16 +16,21 @@ A proc is started by ``multiprocessing`` (spawn) with ``main`` as its target. It
 Python's stdout is block-buffered with ``write_through`` so every write enters one
 thread-safe ``BufferedWriter`` in program order; the control thread may then flush it at
 any time without reordering anything. stderr is line-buffered, as Python does by default.
+
+Markers are written on private duplicates of the two pipes, so a cell that closes fd 1 or 2
+(or points them elsewhere) leaves the proc's barriers and cell ends working. A third private
+pipe takes stack dumps: ``faulthandler`` writes every thread's stack there on
+``STACKS_SIGNAL`` without needing the GIL, so even a proc stuck in C code can say where it
+is. The proc is its descendants' subreaper (``tree``), so it can take down, when it stops,
+children that left its process group.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import ctypes
 import faulthandler
 import io
-import linecache
 import os
 import pickle
 import queue
@@ -39,22 +44,30 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ..wire import displays, markers, proc_messages
+from . import execute, tree
 from .display import RichOutput
+from .execute import Executor, main_module
 
 HEARTBEAT_INTERVAL = 0.5
 MAX_REPR = 10_000
 _PR_SET_PDEATHSIG = 1
+STACKS_SIGNAL = signal.SIGRTMIN + 4
+"""Makes a proc dump every thread's stack on its stacks pipe (a real-time signal: no library
+is likely to use it for anything else)."""
 
 
 class _Worker:
-    def __init__(self, conn: Connection, token: bytes, flush_interval: float, display_fd: int) -> None:
+    def __init__(
+        self, conn: Connection, token: bytes, flush_interval: float, mark_fds: tuple[int, int], display_fd: int
+    ) -> None:
         self.conn = conn
         self.token = token
         self.flush_interval = flush_interval
+        self.mark_fds = mark_fds  # private duplicates of fds 1 and 2: markers survive os.close(1)
         self.display_fd = display_fd
         self._display_id = 0  # under _mark_lock
         self.jobs: queue.SimpleQueue[proc_messages.Exec | None] = queue.SimpleQueue()
-        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.executor = Executor(main_module())
         self.busy_cell: int | None = None
         # Both threads send on the one connection; a send must not interleave with another.
         self._send_lock = threading.Lock()
@@ -83,8 +96,8 @@ class _Worker:
         data = markers.encode(self.token, kind, value)
         with self._mark_lock:
             self.flush_output()
-            _write_all(1, data)
-            _write_all(2, data)
+            for fd in self.mark_fds:
+                _write_all(fd, data)
 
     def display(self, payload: bytes) -> None:
         """Show one bundle in its place: its frame on the display pipe, then its marker on
@@ -97,7 +110,7 @@ class _Worker:
             marker = markers.encode(self.token, "D", self._display_id)
             with _interrupts_deferred():
                 _write_all(self.display_fd, frame)
-                _write_all(1, marker)
+                _write_all(self.mark_fds[0], marker)
 
     # --- control thread -------------------------------------------------------------------
     def control_loop(self) -> None:
@@ -148,15 +161,15 @@ class _Worker:
         if msg["type"] == "push":
             for name, blob in msg["values"].items():
                 try:
-                    self.namespace[name] = pickle.loads(blob)
+                    self.executor.namespace[name] = pickle.loads(blob)
                 except Exception as exc:  # noqa: BLE001 - whatever unpickling raised is the answer
                     errors[name] = f"cannot unpickle it here: {type(exc).__name__}: {exc}"
             return proc_messages.data(msg["req"], values, errors)
         for name in msg["names"]:
-            if name not in self.namespace:
+            if name not in self.executor.namespace:
                 errors[name] = f"name {name!r} is not defined in this proc"
                 continue
-            value = self.namespace[name]
+            value = self.executor.namespace[name]
             try:
                 values[name] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as exc:  # noqa: BLE001 - whatever pickling raised is the answer
@@ -185,7 +198,7 @@ class _Worker:
                 try:
                     if self.rich is not None:
                         self.rich.pre_execute()
-                    has_value, value = _execute(job["code"], job["filename"], self.namespace)
+                    has_value, value = self.executor.run(job["code"], job["filename"])
                     if has_value and self.rich is not None:
                         self.rich.result(value)
                 finally:
@@ -211,23 +224,28 @@ def main(
     out_fd: int,
     err_fd: int,
     display_fd: int,
+    stacks_fd: int,
     conn: Connection,
     token: bytes,
     flush_interval: float,
     die_with_parent: bool,
 ) -> None:
-    """Entry point of a proc (the ``multiprocessing`` target), with ``env`` added to its
-    environment (RANK, WORLD_SIZE, ...). Returns when told to shut down."""
+    """Entry point of a proc (the ``multiprocessing`` target). Returns when told to shut down.
+
+    ``env`` is added to the environment first (``group.environment``); ``out_fd`` and
+    ``err_fd`` become fds 1 and 2 and stay open, private, for the markers; ``display_fd``
+    carries display bundles (``wire.displays``); ``stacks_fd`` takes stack dumps."""
+    os.environ.update(env)
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
-    os.close(out_fd)
-    os.close(err_fd)
-    os.set_inheritable(display_fd, False)  # the proc's own: never a child's
+    for fd in (out_fd, err_fd, display_fd, stacks_fd):
+        os.set_inheritable(fd, False)  # private: no child process gets them
     # Own process group: the kernel forwards SIGINT itself and can kill the proc's children.
     os.setpgid(0, 0)
+    libc = _libc()
+    tree.become_subreaper(libc)
     if die_with_parent:
-        _set_parent_death_signal()
-    os.environ.update(env)
+        _set_parent_death_signal(libc)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.stdout = io.TextIOWrapper(
         io.BufferedWriter(io.FileIO(1, "w", closefd=False), buffer_size=1 << 16),
@@ -244,26 +262,17 @@ def main(
     # The originals point at the same fds but were set up before them; keep one writer per fd.
     sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr  # type: ignore[misc]
     faulthandler.enable(file=sys.stderr)
-    proc = _Worker(conn, token, flush_interval, display_fd)
+    # A full stacks pipe (nobody asked for so long) must cut a dump short, not block the proc.
+    os.set_blocking(stacks_fd, False)
+    faulthandler.register(STACKS_SIGNAL, file=stacks_fd, all_threads=True, chain=False)
+    proc = _Worker(conn, token, flush_interval, (out_fd, err_fd), display_fd)
     proc.rich = RichOutput(proc.display)
     proc.send(proc_messages.hello(os.getpid()))
     # The control thread serves flushes and heartbeats while the main thread runs cells.
     threading.Thread(target=proc.control_loop, name="ipylogfwd-proc-control", daemon=True).start()
     proc.main_loop()
-
-
-def _execute(code: str, filename: str, ns: dict[str, Any]) -> tuple[bool, Any]:
-    """Run ``code`` in ``ns``; (True, value) when it ends in an expression, else (False, None)."""
-    tree = ast.parse(code, filename, "exec")
-    last: ast.Expression | None = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body[-1].value)
-        tree.body.pop()
-    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-    exec(compile(tree, filename, "exec"), ns)
-    if last is None:
-        return False, None
-    return True, eval(compile(last, filename, "eval"), ns)
+    # Told to stop: what this proc started goes with it, even what left its process group.
+    tree.kill_descendants(os.getpid())
 
 
 def _pack(cell: int, value: Any) -> proc_messages.Result:
@@ -282,7 +291,7 @@ def _pack(cell: int, value: Any) -> proc_messages.Result:
 
 def _format_exception(exc: BaseException) -> str:
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    while tb is not None and tb.tb_frame.f_code.co_filename in (__file__, execute.__file__):
         tb = tb.tb_next  # hide the proc's own frames: the user's code is what failed
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
@@ -316,8 +325,7 @@ def _libc() -> Any:
         return None
 
 
-def _set_parent_death_signal() -> None:
-    libc = _libc()
+def _set_parent_death_signal(libc: Any) -> None:
     if libc is not None and sys.platform.startswith("linux"):
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -329,6 +337,7 @@ def _die_with_kernel() -> None:
         sys.stderr.flush()
     finally:
         try:
+            tree.kill_descendants(os.getpid())
             os.killpg(os.getpgid(0), signal.SIGKILL)
         finally:
             os._exit(1)

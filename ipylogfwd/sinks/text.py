@@ -7,7 +7,8 @@ stream, which keeps the message rate low however fast procs print.
 The text sinks prefix each line with the proc's rank. A partial line (released at a barrier
 or when its stream went quiet) is shown as it is; if the same rank continues it, the rest
 follows on the same line, and if another rank writes first, the partial line is ended so
-that ranks never share a line.
+that ranks never share a line. A line redrawn with ``\\r`` (a progress bar) is shown apart,
+labelled, and redrawn in place where the frontend can (``progress``).
 
 A proc's display bundles (``display()``, rich results) are shown in order with its stdout
 text: a line with the rank (``[2] display:``, or ``[2] Out:`` for a cell's last expression),
@@ -25,8 +26,11 @@ from typing import Any, TextIO
 from ..pipeline.items import STDERR, STDOUT, STREAM_NAMES, Display
 from .elision import TEXT_BUDGET, Elided, TextBudget
 from .kernel import iopub_sync
+from .progress import Bar, Bars
 
 NOTE_INTERVAL = 1.0
+BAR_INTERVAL = 1.0  # a bar printed as lines: its latest state at most this often
+REDRAW_INTERVAL = 0.2  # a bar redrawn in place: at most this often (its last state always)
 
 Entry = str | Display
 Part = str | tuple[int, Display]  # text to emit, or (rank, bundle) to display
@@ -49,6 +53,10 @@ class TextSink:
         self._eliding = False
         self._last_note = 0.0
         self._elided: dict[tuple[int, int], Elided] = {}
+        self._bars = Bars()
+        self._bar: dict[tuple[int, int], Bar] = {}  # the bar each (rank, stream) redraws now
+        self._showing: list[Bar] = []  # bars whose state may still have to be shown
+        self._bar_count = 0
 
     @property
     def pending(self) -> int:
@@ -66,6 +74,30 @@ class TextSink:
         self._elided.clear()
 
     def write(self, rank: int, stream: int, text: str) -> None:
+        key = (rank, stream)
+        if "\r" not in text and not self._bars.live(key):
+            self._add(rank, stream, text)
+            return
+        for kind, piece in self._bars.split(key, text):
+            if kind == "text":
+                self._add(rank, stream, piece)
+                continue
+            bar = self._bar.get(key)
+            if bar is None:
+                if self._open[stream] == rank:
+                    self._add(rank, stream, "\n")  # the bar starts on a line of its own
+                self.publish()  # what came before the bar shows before it
+                self._bar_count += 1
+                bar = self._bar[key] = Bar(rank, stream, self._bar_count)
+                self._showing.append(bar)
+            bar.state = piece
+            if kind == "end":
+                bar.ended = True
+                del self._bar[key]
+            if bar.shown is None or bar.ended:
+                self._show_due(force=True, only=bar)  # a bar's first and last states, at once
+
+    def _add(self, rank: int, stream: int, text: str) -> None:
         self._batch[stream].append((rank, text))
         self._pending += len(text) + 8 * (text.count("\n") + 1)  # with "[rank] " prefixes
 
@@ -90,6 +122,7 @@ class TextSink:
                 out[stream].extend(self._format_entry(rank, stream, bundle))
         self._clear()
         self._emit_all(out)
+        self._show_due()
 
     def settle(self, rank: int, stream: int) -> bool:
         """Before a barrier of ``rank`` on ``stream``: show what was left out of it so far,
@@ -97,6 +130,7 @@ class TextSink:
         published = any(self._batch.values())
         if published:
             self.publish()
+        published = self._show_due(force=True, rank=rank) or published
         record = self._elided.pop((rank, stream), None)
         if not record:
             return published
@@ -120,6 +154,31 @@ class TextSink:
         if not bundle.update:
             lines = bundle.text.splitlines() or [""]
             self._emit(STREAM_NAMES[bundle.stream], "".join(f"[{rank}] {line}\n" for line in lines))
+
+
+    # --- progress bars -----------------------------------------------------------------------
+    redraw_interval = BAR_INTERVAL
+
+    def _show_due(self, *, force: bool = False, rank: int | None = None, only: Bar | None = None) -> bool:
+        """Show the bars whose state changed and is due (all of them, or ``rank``'s, if
+        ``force``); True if any was shown."""
+        now = self._clock()
+        shown = False
+        for bar in [only] if only is not None else list(self._showing):
+            if rank is not None and bar.rank != rank:
+                continue
+            due = force or bar.ended or now - bar.shown_at >= self.redraw_interval
+            if bar.due and due:
+                self._show_bar(bar, bar.shown is None)
+                self._budget_spend([bar.state])
+                bar.shown, bar.shown_at, shown = bar.state, now, True
+            if bar.ended and not bar.due and bar in self._showing:
+                self._showing.remove(bar)
+        return shown
+
+    def _show_bar(self, bar: Bar, new: bool) -> None:
+        """Show ``bar``'s state, labelled with its rank: here, as a line of its stream."""
+        self._emit(STREAM_NAMES[bar.stream], self._format(bar.rank, bar.stream, bar.state + "\n"))
 
     # --- formatting --------------------------------------------------------------------------
     def _format_entry(self, rank: int, stream: int, entry: Entry) -> list[Part]:
@@ -264,6 +323,7 @@ class IOPubTextSink(TextSink):
         self._session = kernel.session
         self._socket = kernel.iopub_socket
         self.parent = parent
+        self._ids = f"ipylogfwd-bar-{id(self):x}"
 
     def _emit(self, name: str, text: str) -> None:
         self._session.send(
@@ -283,3 +343,21 @@ class IOPubTextSink(TextSink):
 
     def sync(self, timeout: float) -> bool:
         return iopub_sync(self._socket, timeout)
+
+    # A display with an id can be redrawn in place (update_display_data): every Jupyter
+    # frontend does, nbconvert/nbclient too.
+    redraw_interval = REDRAW_INTERVAL
+
+    def _show_bar(self, bar: Bar, new: bool) -> None:
+        content = {
+            "data": {"text/plain": f"[{bar.rank}] {bar.state}"},
+            "metadata": {},
+            "transient": {"display_id": f"{self._ids}-{bar.number}"},
+        }
+        self._session.send(
+            self._socket,
+            "display_data" if new else "update_display_data",
+            content,
+            parent=self.parent,
+            ident=b"display_data",
+        )
