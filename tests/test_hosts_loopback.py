@@ -154,7 +154,7 @@ def test_fetch_logs_brings_every_byte_from_each_host(tmp_path: object) -> None:
         # Only the procs' log files can be read from a host.
         remote = g._generation._sets[0]  # type: ignore[union-attr]  # white box
         with pytest.raises(OSError, match="not a log file name"):
-            remote._read_log("../../etc/passwd", 0, time.monotonic() + 5)  # type: ignore[attr-defined]
+            remote._ask("read_log", "reading", 5.0, name="../../etc/passwd", offset=0)  # type: ignore[attr-defined]
 
 
 def test_a_flooding_rank_is_held_at_its_pipe_not_in_the_kernel_and_its_host_mate_flows(record_figure: object) -> None:
@@ -210,3 +210,22 @@ def test_a_flooding_rank_is_held_at_its_pipe_not_in_the_kernel_and_its_host_mate
     assert len(delays) >= 30, f"rank 1 ticked {len(delays)} times in 4 s"
     assert delays[-1] < 1.5, f"rank 1 waited behind rank 0's flood: {delays[-5:]}"
     assert growth < 64 + 16, f"the kernel held {growth:.0f} MiB of a flood it could not take"
+
+
+def test_stacks_kill_and_timeout_escalation_work_on_hosts(shared_kernel: KernelDriver) -> None:
+    k = shared_kernel
+    k.execute("%procs --shutdown")
+    job = k.execute("%%procs 4 --bg\nimport os, time\nif os.environ['RANK'] == '3':\n    sum(range(10**11))\n")
+    assert job.status == "ok", job.error
+    time.sleep(0.5)
+    stacks = k.execute("%procs --stacks").result_text() or ""
+    assert stacks.startswith("ranks 0-2: idle"), stacks
+    assert re.search(r"rank 3: running cell \d+.*\n\s+<procs cell \d+>, line 3.*\n\s+sum\(range", stacks), stacks
+    killed = k.execute("%procs --kill 3")
+    assert killed.status == "ok", killed.error
+    status = k.execute("%procs").result_text() or ""
+    assert re.search(r"^\s+3\s+\d+\s+idle\b.*local1", status, re.M), status
+    cell = k.execute("%%procs 4 --timeout 1\nimport os, time\nif os.environ['RANK'] == '2':\n    sum(range(10**11))\n")
+    assert cell.error is not None and cell.error["ename"] == "ProcTimeoutError", cell.error
+    assert "2" in cell.error["evalue"] and "replaced" in cell.error["evalue"], cell.error["evalue"]
+    assert k.execute("%%procs 4\nimport os; os.environ['RANK']").result_text() == "{0: '0', 1: '1', 2: '2', 3: '3'}"

@@ -149,7 +149,8 @@ def test_a_lost_host_fails_its_ranks_cells_and_the_others_go_on(net: Net) -> Non
     try:
         job = g.submit("import time\ntime.sleep(60)", targets=[2, 3])
         net.kill_host(net.hosts[1])
-        with pytest.raises(ProcsError) as err:
+        cut_off = r"rank\(s\) \[2, 3\] are cut off \(host .* lost"
+        with pytest.raises(ProcsError) as err, pytest.warns(UserWarning, match=cut_off):
             job.wait(30)
         assert sorted(err.value.errors) == [2, 3] and "out of reach" in err.value.errors[2], err.value.errors
         assert g.status().hosts[1].link == "lost"

@@ -78,7 +78,7 @@ def test_a_node_removed_is_a_host_lost_and_the_others_go_on(cluster: Any) -> Non
         node = workers[victim_host.host.rsplit("-", 1)[-1]]
         job = g.submit("import time\ntime.sleep(60)", targets=victim_host.ranks)
         cluster.remove_node(node)
-        with pytest.raises(ProcsError) as err:
+        with pytest.raises(ProcsError) as err, pytest.warns(UserWarning, match="are cut off"):
             job.wait(30)
         assert sorted(err.value.errors) == victim_host.ranks, err.value.errors
         others = [r for r in range(6) if r not in victim_host.ranks]

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from .link import KernelLink
 
 MAILBOX_BUDGET = 1 << 20  # per rank, on the host: past it the reader stops reading that proc
 LOG_NAME = re.compile(r"rank\d+\.(stdout|stderr)\.log")
+LOG_CHUNK = 1 << 20  # what one read_log request gets back
 
 
 class _EpochEvents:
@@ -120,26 +122,42 @@ class HostAgent:
         elif kind == "shutdown":
             procs.stop(float(msg.get("timeout", 5.0)))
         elif kind == "read_log":
-            self._read_log(procs.logdir, msg)
+            self._answer(msg, lambda: self._read_log(procs.logdir, msg))
+        elif kind == "stacks":  # a thread: a dump waits up to its timeout
+            ask = lambda: procs.stacks(msg["ranks"], float(msg["timeout"]))  # noqa: E731
+            threading.Thread(target=self._answer, args=(msg, ask), name="ipylogfwd-agent-stacks", daemon=True).start()
+        elif kind == "kill":
+            self._answer(msg, lambda: procs.kill(msg["ranks"], float(msg["timeout"])))
+        elif kind == "respawn":
+            self._answer(msg, lambda: self._respawn(procs, msg["ranks"], float(msg["timeout"])))
         elif kind == "close":
             with self._lock:
                 self._epochs.pop(epoch, None)
             procs.close()
             self.link.end_epoch(epoch)
 
-    def _read_log(self, logdir: Path, msg: dict[str, Any]) -> None:
-        name = str(msg["name"])
-        answer: dict[str, Any] = {"type": "log_chunk", "epoch": msg["epoch"], "req": msg["req"], "data": None}
-        if not LOG_NAME.fullmatch(name):  # only the procs' log files, nothing else on the host
-            answer["error"] = "not a log file name"
-        else:
-            try:
-                with open(logdir / name, "rb") as f:
-                    f.seek(int(msg["offset"]))
-                    answer["data"] = f.read(min(int(msg["size"]), 4 << 20))
-            except OSError as exc:
-                answer["error"] = str(exc)
+    def _answer(self, msg: dict[str, Any], ask: Callable[[], Any]) -> None:
+        """Send the kernel the answer to request ``msg``: what ``ask()`` returns, or why not."""
+        answer: dict[str, Any] = {"type": "answer", "epoch": msg["epoch"], "req": msg["req"]}
+        try:
+            answer["value"] = ask()
+        except Exception as exc:  # noqa: BLE001 - whatever failed here is the answer
+            answer["error"] = f"{type(exc).__name__}: {exc}"
         self.link.send_ctl(answer)
+
+    @staticmethod
+    def _respawn(procs: LocalProcs, ranks: list[int], timeout: float) -> dict[int, int | None]:
+        procs.respawn(ranks, timeout)
+        return {p.rank: p.pid for p in procs.procs() if p.rank in ranks}
+
+    @staticmethod
+    def _read_log(logdir: Path, msg: dict[str, Any]) -> bytes:
+        name = str(msg["name"])
+        if not LOG_NAME.fullmatch(name):  # only the procs' log files, nothing else on the host
+            raise ValueError("not a log file name")
+        with open(logdir / name, "rb") as f:
+            f.seek(int(msg["offset"]))
+            return f.read(LOG_CHUNK)
 
     def _spawn(self, msg: dict[str, Any]) -> None:
         epoch = msg["epoch"]

@@ -163,7 +163,18 @@ class Generation:
         self.warn_log_errors()
         late = [e.rank for e in report.entries if e.outcome == "timed out"]
         if late and not self.closed:
-            warnings.warn(f"output of rank(s) {late} may still be arriving after this cell ended", stacklevel=4)
+            # A rank cut off (its host lost) will send nothing more: say that, not "still arriving".
+            cut_off = {r: why for r in late if (why := self._set_of(r).why_silent(r))}
+            arriving = [r for r in late if r not in cut_off]
+            if arriving:
+                warnings.warn(f"output of rank(s) {arriving} may still be arriving after this cell ended", stacklevel=4)
+            for why in sorted(set(cut_off.values())):
+                ranks = [r for r, w in cut_off.items() if w == why]
+                warnings.warn(
+                    f"rank(s) {ranks} are cut off ({why}): what they wrote since is not shown "
+                    "(their log files on the host have it)",
+                    stacklevel=4,
+                )
         return report
 
     # --- values ---------------------------------------------------------------------------
@@ -197,11 +208,7 @@ class Generation:
     def kill(self, ranks: list[int], timeout: float = 10.0) -> None:
         """Kill ``ranks``' procs (and their descendants) and start fresh ones in their place.
         Their running cell fails for them with ``ProcDiedError``; what they wrote is published
-        first. ``ProcStartError`` if a new proc does not start; ``UsageError``, with nothing
-        done, if a proc set cannot replace single ranks (procs on other hosts, for now)."""
-        if self.cluster is not None:
-            for procs, _ in self._split(ranks):
-                procs.kill([], 0.0)  # raises, before any cell is failed, where it is not supported
+        first. ``ProcStartError`` if a new proc does not start."""
         with self._kill_lock:
             listed = ",".join(map(str, ranks))
             self.cells.killed(ranks, f"killed and replaced by a fresh proc (%procs --kill {listed})")

@@ -56,6 +56,7 @@ class LocalProc:
     conn_open: bool = True
     flush_unserved: int = 0  # the last flush version sent that the proc did not serve in time
     flush_read: int = 0  # the last flush version the proc says it has read and marked
+    killing: bool = False  # kill() is taking it down: its exit is recorded there, not reported
     # Callers and the control thread send on the connection: one send at a time.
     send_lock: threading.Lock = field(default_factory=threading.Lock)
 

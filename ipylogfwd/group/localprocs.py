@@ -214,6 +214,8 @@ class LocalProcs:
     def kill(self, ranks: list[int], timeout: float) -> None:
         with self._lock:
             procs = [self._procs[r] for r in ranks]
+            for p in procs:
+                p.killing = True  # its exit is not an event: the owner asked for it
         for p in procs:
             kill_tree(p)
         for p in procs:
@@ -336,8 +338,8 @@ class LocalProcs:
     def _on_exit(self, p: LocalProc) -> None:
         p.process.join(0.5)
         with self._lock:
-            if p.exitcode is not None:
-                return  # stop() saw it first
+            if p.exitcode is not None or p.killing:
+                return  # stop() saw it first, or kill() is recording it (its owner knows)
             p.exitcode = p.process.exitcode if p.process.exitcode is not None else -signal.SIGKILL
             p.state = "exited"
             code = p.exitcode

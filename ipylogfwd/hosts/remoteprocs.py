@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProcStartError, UsageError
+from ..errors import ProcStartError
 from ..group.data import Replies
 from ..group.procset import FlushAsk, ProcEvents, ProcInfo
 from ..group.stacks import RawStacks
@@ -29,8 +29,6 @@ from .link import HostInfo
 from .router import Router
 
 DATA_GRACE = 2.0  # beyond a push/pull's timeout: time for the agent's answer to cross the link
-LOG_CHUNK = 1 << 20
-NOT_ON_HOSTS = "{what}: not yet for procs on other hosts; %procs --restart replaces every proc"
 
 
 @dataclass
@@ -73,8 +71,8 @@ class RemoteProcs:
         self._closed = False
         self._replies = Replies()  # answers to push/pull, delivered on the router thread
         self._requests = itertools.count(1)
-        self._reads = 0  # log chunks asked for
-        self._chunks: dict[int, bytes | str] = {}  # answers by request (bytes, or why not)
+        self._asked = 0  # requests that get one answer (log chunks, stacks, kill, respawn)
+        self._answers: dict[int, tuple[Any, str]] = {}  # request -> (value, why not)
         router.register(epoch, self.host, sorted(envs), mailboxes, self._on_event)
 
     @property
@@ -120,8 +118,8 @@ class RemoteProcs:
                 p.exitcode, p.state = int(msg["code"]), "exited"
             elif kind == "lost":
                 pass
-            elif kind == "log_chunk":
-                self._chunks[int(msg["req"])] = msg["data"] if msg.get("data") is not None else str(msg.get("error"))
+            elif kind == "answer":
+                self._answers[int(msg["req"])] = (msg.get("value"), str(msg.get("error") or ""))
             elif kind == "error":
                 self._errors = [*self._errors[-9:], f"agent on {host}: {msg.get('error')}"]
             self._cond.notify_all()
@@ -197,15 +195,19 @@ class RemoteProcs:
         self._send("shutdown", timeout=timeout)
 
     # Stack dumps and replacing single ranks are not carried over the agent link yet (the
-    # agent's own LocalProcs can do both): until they are, the user is told so plainly.
+    # agent's own LocalProcs does each, as it would here).
     def stacks(self, ranks: list[int], timeout: float) -> dict[int, RawStacks]:
-        raise UsageError(NOT_ON_HOSTS.format(what="stack dumps (%procs --stacks)"))
+        stacks: dict[int, RawStacks] = self._ask("stacks", "stack dumps", timeout, ranks=ranks)
+        return stacks
 
     def kill(self, ranks: list[int], timeout: float) -> None:
-        raise UsageError(NOT_ON_HOSTS.format(what="killing and replacing single ranks (%procs --kill)"))
+        self._ask("kill", f"killing rank(s) {ranks}", timeout, ranks=ranks)
 
     def respawn(self, ranks: list[int], timeout: float) -> None:
-        raise UsageError(NOT_ON_HOSTS.format(what="killing and replacing single ranks (%procs --kill)"))
+        pids: dict[int, int | None] = self._ask("respawn", f"starting rank(s) {ranks} again", timeout, ranks=ranks)
+        with self._cond:
+            for rank in ranks:  # fresh procs: what was known of the old ones no longer holds
+                self._procs[rank] = _Remote(rank, "idle", None, pids.get(rank))
 
     def close(self) -> None:
         if not self._closed:
@@ -233,7 +235,7 @@ class RemoteProcs:
             return [*self._errors, *([why] if why else [])]
 
     def fetch_logs(self, dest: Path, timeout: float) -> list[Path]:
-        """Each rank's log files, read from the agent in chunks of ``LOG_CHUNK`` bytes."""
+        """Each rank's log files, read from the agent a chunk at a time."""
         dest.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + timeout
         out = []
@@ -244,30 +246,35 @@ class RemoteProcs:
                 with open(path, "wb") as f:
                     offset = 0
                     while True:
-                        data = self._read_log(name, offset, deadline)
+                        left = deadline - time.monotonic()
+                        data: bytes = self._ask("read_log", f"reading {name}", left, name=name, offset=offset)
                         f.write(data)
                         offset += len(data)
-                        if len(data) < LOG_CHUNK:
+                        if not data:  # the end of the file (as it is now)
                             break
                 out.append(path)
         return out
 
-    def _read_log(self, name: str, offset: int, deadline: float) -> bytes:
+    def _ask(self, kind: str, what: str, timeout: float, **fields: Any) -> Any:
+        """Send the agent a request that gets one answer (it has ``timeout`` for its own work),
+        and return it: ``OSError`` saying what went wrong there, or ``TimeoutError`` if no
+        answer came in time (``timeout`` plus the time to cross the link)."""
+        deadline = time.monotonic() + timeout + DATA_GRACE
         with self._cond:
-            self._reads += 1
-            req = self._reads
-        self._send("read_log", req=req, name=name, offset=offset, size=LOG_CHUNK)
+            self._asked += 1
+            req = self._asked
+        self._send(kind, req=req, timeout=max(0.1, timeout), **fields)
         with self._cond:
-            while req not in self._chunks:
+            while req not in self._answers:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._lost():
-                    why = self._why_silent() or "no answer in time"
-                    raise TimeoutError(f"reading {name} from host {self.host}: {why}")
+                    why = self._why_silent() or f"no answer within {timeout + DATA_GRACE:g} s"
+                    raise TimeoutError(f"{what} on host {self.host}: {why}")
                 self._cond.wait(min(left, 0.2))
-            chunk = self._chunks.pop(req)
-        if isinstance(chunk, str):
-            raise OSError(f"{name} on host {self.host}: {chunk}")
-        return chunk
+            value, error = self._answers.pop(req)
+        if error:
+            raise OSError(f"{what} on host {self.host}: {error}")
+        return value
 
     def why_silent(self, rank: int) -> str:
         return self._why_silent()
