@@ -110,6 +110,8 @@ class HostAgent:
             asked = procs.ask_flush(msg["version"], msg["ranks"])
             if asked.dead or asked.unasked:  # what the kernel would do for them, done here at once
                 procs.weak_barrier(("flush", msg["version"]), sorted(asked.dead + asked.unasked), 5.0)
+        elif kind == "flush_weak":  # asked on the link thread; the weak barrier waits for the reader
+            procs.weak_barrier(("flush", msg["version"]), msg["ranks"], 5.0)
         elif kind == "flush_ended":
             procs.flush_ended(msg["version"], msg["ranks"])
         elif kind == "weak":
@@ -214,6 +216,18 @@ class HostAgent:
         }
 
     def command(self, msg: dict[str, Any]) -> None:
+        # A flush request goes to the procs at once, from this thread: asking is only a send
+        # on each proc's control channel, and a barrier's latency is a thread hop shorter for
+        # it. It never overtakes an earlier command of its epoch (those run on the main thread),
+        # because a flush only follows a spawn the main thread has finished (its "spawned").
+        if msg["type"] == "flush":
+            with self._lock:
+                procs = self._epochs.get(msg["epoch"])
+            if procs is not None and procs.started:
+                asked = procs.ask_flush(msg["version"], msg["ranks"])
+                if not asked.dead and not asked.unasked:
+                    return
+                msg = {**msg, "type": "flush_weak", "ranks": sorted(asked.dead + asked.unasked)}
         self._jobs.put(msg)
 
     def status(self) -> dict[str, Any]:

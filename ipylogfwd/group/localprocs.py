@@ -57,10 +57,11 @@ class LocalProcs:
         flush_interval: float,
     ) -> None:
         """Procs for the ranks in ``envs``, each with its environment (RANK, WORLD_SIZE, ...)."""
-        self._ranks = sorted(envs)
+        self.ranks = sorted(envs)  # read-only after this
+        self.logdir = logdir
+        self.started = False
         self._envs = envs
         self._events = events
-        self._logdir = logdir
         self._flush_interval = flush_interval
         self._lock = threading.Lock()  # guards _procs and every field of its records
         self._procs: dict[int, LocalProc] = {}
@@ -77,17 +78,10 @@ class LocalProcs:
         self._control = threading.Thread(target=self._control_loop, name="ipylogfwd-control", daemon=True)
         self._control.start()
 
-    @property
-    def ranks(self) -> list[int]:
-        return list(self._ranks)
-
-    @property
-    def logdir(self) -> Path:
-        return self._logdir
-
     # --- start ----------------------------------------------------------------------------
     def start(self, timeout: float) -> None:
-        self._spawn_all(self._ranks, timeout)
+        self._spawn_all(self.ranks, timeout)
+        self.started = True  # set once, read by other threads (an agent's link thread)
 
     def _spawn_all(self, ranks: list[int], timeout: float) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -124,7 +118,7 @@ class LocalProcs:
             os.close(stacks_w)
             child_conn.close()
         os.set_blocking(stacks_r, False)
-        self._reader.add(rank, out_r, err_r, token, self._logdir, disp_r)
+        self._reader.add(rank, out_r, err_r, token, self.logdir, disp_r)
         if process.pid is not None:
             # The proc makes its own process group, with the same id as its pid.
             self._watchdog.guard(process.pid)
@@ -137,7 +131,7 @@ class LocalProcs:
             with self._lock:
                 return [(r, self._procs[r].state, self._procs[r].exitcode) for r in ranks]
 
-        await_hello(snapshot, self._logdir, timeout)
+        await_hello(snapshot, self.logdir, timeout)
 
     # --- asked by the group ---------------------------------------------------------------
     def procs(self) -> list[ProcInfo]:
@@ -235,13 +229,13 @@ class LocalProcs:
             self._bad_message = f"the reader did not close the pipes of killed rank(s) {ranks} in time"
 
     def log_paths(self, rank: int) -> list[str]:
-        return [str(log_path(self._logdir, rank, s)) for s in (STDOUT, STDERR)]
+        return [str(log_path(self.logdir, rank, s)) for s in (STDOUT, STDERR)]
 
     def log_errors(self) -> dict[tuple[int, int], str]:
         return self._reader.log_errors()
 
     def fetch_logs(self, dest: Path, timeout: float) -> list[Path]:
-        return copy_logs(self._logdir, self._ranks, dest)
+        return copy_logs(self.logdir, self.ranks, dest)
 
     def why_silent(self, rank: int) -> str:
         return ""  # a local proc is never cut off: it answers, is stuck, or is dead
