@@ -206,11 +206,13 @@ DISTRIBUTED = [
         "gen = torch.Generator().manual_seed(rank)  # each rank its own data\n"
         "x = torch.randn(64, 4, generator=gen)\n"
         "y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])\n"
+        "losses = []\n"
         "for epoch in range(5):\n"
         "    opt.zero_grad()\n"
         "    loss = torch.nn.functional.mse_loss(model(x), y)\n"
         "    loss.backward()  # DDP averages the gradients across ranks\n"
         "    opt.step()\n"
+        "    losses.append(loss.item())\n"
         "    print(f'epoch {epoch} loss {loss.item():.4f}')"
     ),
     new_markdown_cell(
@@ -218,14 +220,20 @@ DISTRIBUTED = [
         "which is what DDP is for. Values come back per rank."
     ),
     new_code_cell("%%procs 2\nround(loss.item(), 3)"),
-    new_code_cell(
-        "weights = _ = %procs 2\n"
-        "%%procs 2\n"
-        "[round(w, 4) for w in model.module.weight.flatten().tolist()]"
-    ) if False else new_code_cell(
-        "%%procs 2\n[round(w, 4) for w in model.module.weight.flatten().tolist()]"
-    ),
+    new_code_cell("%%procs 2\n[round(w, 4) for w in model.module.weight.flatten().tolist()]"),
     new_code_cell("weights = _\nprint('the same weights on every rank:', weights[0] == weights[1])"),
+    new_markdown_cell(
+        "A figure drawn in a proc shows in the notebook, labelled with its rank: here rank 0's "
+        "loss curve (`plt.show()` in a proc, drawn by matplotlib's Agg)."
+    ),
+    ignore_output(
+        "%%procs 2 --targets 0\n"
+        "import matplotlib.pyplot as plt\n"
+        "plt.figure(figsize=(4, 2.5))\n"
+        "plt.plot(losses, marker='o')\n"
+        "plt.title('rank 0: loss per epoch')\n"
+        "plt.show()"
+    ),
     new_markdown_cell(
         "## A hung collective\n\n"
         "Rank 1 never joins the `all_reduce` rank 0 waits in. `%procs --stacks` shows where "
@@ -291,6 +299,70 @@ DISTRIBUTED = [
 ]
 
 
+MULTIHOST = [
+    new_markdown_cell(
+        "# Procs on many hosts\n\n"
+        "With a launcher, `%%procs` runs its procs on several hosts: one agent per host spawns "
+        "them, reads their output there and streams it to the kernel, in order per proc, with "
+        "the same barrier. Here `LocalLauncher` starts two agents on this machine, each a "
+        "\"host\" of its own, so the notebook runs anywhere; `RayLauncher`, "
+        "`CommandLauncher.ssh` or `CommandLauncher.slurm` do the same on real hosts "
+        "(see docs/multihost.md)."
+    ),
+    new_code_cell("%load_ext ipylogfwd\nimport ipylogfwd, tempfile\nfrom ipylogfwd.launchers import LocalLauncher"),
+    new_code_cell("hosts = LocalLauncher(hosts=2)"),
+    new_markdown_cell(
+        "Ranks are contiguous per host. Each proc gets the environment `torchrun` would give "
+        "it: its rank, its host's rank (`NODE_RANK`) and its rank on that host (`LOCAL_RANK`), "
+        "and the first host's address as `MASTER_ADDR`."
+    ),
+    ignore_output(
+        "%%procs 4 --launcher hosts\n"
+        "import os\n"
+        "rank, node, local = os.environ['RANK'], os.environ['NODE_RANK'], os.environ['LOCAL_RANK']\n"
+        "print(f'rank {rank} on host {node} as local rank {local}')"
+    ),
+    new_code_cell(
+        "%%procs 4\n(os.environ['NODE_RANK'], os.environ['LOCAL_RANK'], os.environ['LOCAL_WORLD_SIZE'])"
+    ),
+    new_markdown_cell(
+        "`%logflush` sends one request per host; each agent marks its procs' streams and the "
+        "barrier travels behind their output, so when it returns everything printed before it "
+        "is shown."
+    ),
+    ignore_output(
+        "%%procs 4 --bg\n"
+        "import time\n"
+        "for i in range(3):\n"
+        "    print(f'line {i} of rank {os.environ[\"RANK\"]}')\n"
+        "    time.sleep(0.05)"
+    ),
+    new_code_cell("_.wait(30)\nreport = %logflush\nreport.ok"),
+    new_markdown_cell("`%procs` has a host column, and a row per host: its agent, its link, the round trip."),
+    ignore_output("%procs"),
+    new_markdown_cell("`torch.distributed` works across the hosts with no set-up:"),
+    new_code_cell(
+        "%%procs 4\n"
+        "import torch, torch.distributed as dist\n"
+        "dist.init_process_group('gloo')\n"
+        "t = torch.tensor([float(dist.get_rank())])\n"
+        "dist.all_reduce(t)\n"
+        "dist.destroy_process_group()\n"
+        "t.item()"
+    ),
+    new_markdown_cell(
+        "Each host keeps its procs' complete log files; `fetch_logs` brings them here, one "
+        "folder per host."
+    ),
+    new_code_cell(
+        "dest = tempfile.mkdtemp()\n"
+        "files = ipylogfwd.current_group().fetch_logs(dest)\n"
+        "sorted(str(f.relative_to(dest)) for f in files)"
+    ),
+    new_code_cell("%procs --shutdown"),
+]
+
+
 def build(name: str, cells: list) -> None:
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -305,6 +377,7 @@ NOTEBOOKS = {
     "ordering": ORDERING,
     "failures": FAILURES,
     "distributed": DISTRIBUTED,
+    "multihost": MULTIHOST,
 }
 
 if __name__ == "__main__":
