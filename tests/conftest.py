@@ -26,6 +26,37 @@ def _loaded_kernel(launcher: str | None = None) -> Iterator[KernelDriver]:
         k.shutdown()
 
 
+def loaded_frontend(**kwargs: Any) -> Iterator[Any]:
+    """A fake widget frontend (``fake_frontend.FakeFrontend``) on a kernel with ipylogfwd loaded."""
+    from fake_frontend import FakeFrontend
+
+    fe = FakeFrontend(**kwargs)
+    try:
+        assert fe.execute("%load_ext ipylogfwd").status == "ok"
+        yield fe
+    finally:
+        fe.shutdown()
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pids: list[int], timeout: float, what: str) -> float:
+    """Seconds until none of ``pids`` runs; fails naming ``what`` and the survivors after ``timeout``."""
+    start = time.monotonic()
+    while any(alive(p) for p in pids):
+        left = [p for p in pids if alive(p)]
+        assert time.monotonic() - start < timeout, f"{what}: still running after {timeout:g} s: {left}"
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
 @pytest.fixture
 def kernel() -> Iterator[KernelDriver]:
     """A fresh ipykernel with ipylogfwd loaded."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import loaded_frontend
 from fake_frontend import FakeFrontend
 from kernel_driver import KernelDriver
 
@@ -51,12 +52,7 @@ class PeakRSS:
 @pytest.fixture
 def frontend() -> Iterator[FakeFrontend]:
     """A kernel with ipylogfwd loaded, watched by a widget frontend that renders and acks."""
-    fe = FakeFrontend()
-    try:
-        assert fe.execute("%load_ext ipylogfwd").status == "ok"
-        yield fe
-    finally:
-        fe.shutdown()
+    yield from loaded_frontend()
 
 
 def _logdir(k: KernelDriver) -> Path:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import _loaded_kernel
+from conftest import _loaded_kernel, loaded_frontend, wait_gone
 from kernel_driver import KernelDriver
 from test_faults_output import *  # noqa: F403
 from test_faults_procs import *  # noqa: F403
@@ -71,34 +71,16 @@ def test_a_killed_kernel_takes_its_agents_and_their_procs(record_figure: object)
         agents = [int(m) for m in re.findall(r"^local\d+\s+\S+\s+(\d+)\s+connected", status, re.M)]
         assert len(agents) == 2, status
         os.kill(k.km.provisioner.pid, signal.SIGKILL)  # type: ignore[union-attr]
-        start = time.monotonic()
-        while any(_alive(pid) for pid in agents + procs):
-            left = [p for p in agents + procs if _alive(p)]
-            assert time.monotonic() - start < 15, f"still alive 15 s after the kernel died: {left}"
-            time.sleep(0.05)
-        took = f"{time.monotonic() - start:.2f} s"
-        record_figure("loopback: kernel SIGKILL -> 2 local agents and 4 procs gone", took)  # type: ignore[operator]
+        took = wait_gone(agents + procs, 15, "the agents and procs of a killed kernel")
+        record_figure("loopback: kernel SIGKILL -> 2 local agents and 4 procs gone", f"{took:.2f} s")  # type: ignore[operator]
     finally:
         k.shutdown()
 
 
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie is dead too
-
-
 def test_widgets_across_hosts_get_every_line_in_order_and_name_their_host() -> None:
-    from fake_frontend import FakeFrontend
-
-    fe = FakeFrontend(extra_env={"IPYLOGFWD_LAUNCHER": "local"})
+    frontends = loaded_frontend(extra_env={"IPYLOGFWD_LAUNCHER": "local"})
+    fe = next(frontends)
     try:
-        assert fe.execute("%load_ext ipylogfwd").status == "ok"
         cell = fe.execute(
             "%%procs 4\nimport os, sys\nr = os.environ['RANK']\n"
             "for i in range(500):\n    print(f'out {r} {i}')\n    print(f'err {r} {i}', file=sys.stderr)\n",
@@ -118,7 +100,7 @@ def test_widgets_across_hosts_get_every_line_in_order_and_name_their_host() -> N
             "each widget's header naming its host",
         )
     finally:
-        fe.shutdown()
+        frontends.close()
 
 
 def test_fetch_logs_brings_every_byte_from_each_host(tmp_path: object) -> None:

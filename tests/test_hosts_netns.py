@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from conftest import wait_gone
 from kernel_driver import KernelDriver
 from netns import Net
 
@@ -167,7 +168,7 @@ def test_an_agent_killed_takes_its_procs_with_it(net: Net) -> None:
         host = g.status().hosts[0]
         procs = [p.pid for p in g.status().procs if p.host == host.host]
         os.kill(host.agent_pid, signal.SIGKILL)
-        took = wait_for("the agent's procs dying", lambda: not any(_alive(pid) for pid in procs if pid), 10)
+        took = wait_gone([pid for pid in procs if pid], 10, "the procs of a killed agent")
         assert took < 10
         wait_for("the host turning unreachable", lambda: g.status().hosts[0].link != "connected", 10)
     finally:
@@ -240,14 +241,6 @@ def test_a_launch_that_fails_names_the_host_and_says_why(net: Net) -> None:
         ProcGroup(2, launcher=bad, start_timeout=20)
     assert "host nosuch" in str(err.value) and 'Cannot open network namespace "nosuch"' in str(err.value), err.value
     assert time.monotonic() - start < 20
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import wait_gone
 from kernel_driver import KernelDriver
 
 from ipylogfwd import ProcGroup, ProcsError, ProcStartError, UsageError
@@ -103,19 +104,7 @@ def test_the_agents_die_with_the_kernel_that_owns_them(cluster: Any, record_figu
         agents = eval(status.stdout.strip())
         assert len(agents) == 3
         os.kill(k.km.provisioner.pid, signal.SIGKILL)  # type: ignore[union-attr]
-        start = time.monotonic()
-        while any(_alive(p) for p in agents + procs):
-            left = [p for p in agents + procs if _alive(p)]
-            assert time.monotonic() - start < 15, f"still alive 15 s after the kernel died: {left}"
-            time.sleep(0.1)
-        record_figure("ray: kernel SIGKILL -> 3 agents and their procs gone", f"{time.monotonic() - start:.2f} s")  # type: ignore[operator]
+        took = wait_gone(agents + procs, 15, "the agents and procs of a killed kernel")
+        record_figure("ray: kernel SIGKILL -> 3 agents and their procs gone", f"{took:.2f} s")  # type: ignore[operator]
     finally:
         k.shutdown()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False

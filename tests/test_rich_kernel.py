@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LINE
+from conftest import LINE, loaded_frontend
 from fake_frontend import FakeFrontend
 from kernel_driver import Cell, KernelDriver
 
@@ -207,12 +207,7 @@ def _bundles_of(messages: list[dict[str, Any]], rank: int) -> list[dict[str, Any
 
 @pytest.fixture(scope="module")
 def frontend() -> Iterator[FakeFrontend]:
-    fe = FakeFrontend()
-    try:
-        assert fe.execute("%load_ext ipylogfwd").status == "ok"
-        yield fe
-    finally:
-        fe.shutdown()
+    yield from loaded_frontend()
 
 
 def test_widgets_show_bundles_inside_each_procs_widget_in_place(frontend: FakeFrontend) -> None:

@@ -14,6 +14,7 @@ import ast
 from collections.abc import Iterator
 
 import pytest
+from conftest import loaded_frontend
 from fake_frontend import FakeFrontend
 
 CELLS = 1000
@@ -22,12 +23,7 @@ MARKS = (200, 600, CELLS)
 
 @pytest.fixture
 def frontend() -> Iterator[FakeFrontend]:
-    fe = FakeFrontend()
-    try:
-        assert fe.execute("%load_ext ipylogfwd").status == "ok"
-        yield fe
-    finally:
-        fe.shutdown()
+    yield from loaded_frontend()
 
 
 def test_a_thousand_widget_cells_keep_listeners_and_memory_flat(frontend: FakeFrontend, record_figure: object) -> None:
