@@ -23,6 +23,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..ranks import compact_ranks
+
 QUIET = 0.3
 _BOTTOM = '  File "<string>", line 1 in <module>\n'  # multiprocessing's spawn bootstrap: `python -c ...`
 _FRAME = re.compile(r'^  File "(.*)", line (\d+) in (.*)$')
@@ -165,15 +167,7 @@ def _frames(frames: tuple[Frame, ...], sources: Mapping[str, str]) -> list[str]:
 
 def rank_ranges(ranks: list[int]) -> str:
     """``[0, 1, 2, 5]`` as "ranks 0-2, 5" ("rank 3" for one)."""
-    parts, start = [], None
-    ranks = sorted(ranks)
-    for i, r in enumerate(ranks):
-        if start is None:
-            start = r
-        if i + 1 == len(ranks) or ranks[i + 1] != r + 1:
-            parts.append(str(start) if start == r else f"{start}-{r}")
-            start = None
-    return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(parts)
+    return ("rank " if len(ranks) == 1 else "ranks ") + compact_ranks(ranks).replace(",", ", ")
 
 
 @dataclass(frozen=True)

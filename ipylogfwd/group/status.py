@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..pipeline.barrier import Details
 from ..pipeline.sink import Sink, StatusSink
+from ..ranks import compact_ranks
 
 UNRESPONSIVE_AFTER = 3.0
 STATUS_REFRESH = 1.0
@@ -84,35 +86,93 @@ class HostStatus:
         )
 
 
+COMPACT_FROM = 32
+"""A status of at least this many procs is shown compactly: counts by state, the ranks in
+each state, and rows only for the procs that need a look (``details()`` has every row)."""
+_CALM = ("idle", "running")
+
+
+def state_label(p: ProcStatus) -> str:
+    """A proc's state with how it ended: "idle", "exited 3", "killed SIGKILL"."""
+    if p.exitcode is None:
+        return p.state
+    if p.exitcode < 0:
+        return f"{p.state} {p.exit.removeprefix('killed by ')}"
+    return f"{p.state} {p.exitcode}"
+
+
 @dataclass(frozen=True)
 class GroupStatus:
-    """Every proc of a group, where their logs are, and problems worth knowing about."""
+    """Every proc of a group, where their logs are, and problems worth knowing about. Shown
+    with counts by state first ("14 idle · 1 running · 1 exited 3"); from ``COMPACT_FROM``
+    procs on, compactly (``details()`` is the table of every proc)."""
 
     procs: list[ProcStatus]
     logdir: Path
     problems: list[str]
     hosts: list[HostStatus] = field(default_factory=list)
 
-    def __repr__(self) -> str:
+    def counts(self) -> str:
+        """How many procs are in each state, the most common first."""
+        by: dict[str, int] = {}
+        for p in self.procs:
+            by[state_label(p)] = by.get(state_label(p), 0) + 1
+        return " · ".join(f"{n} {label}" for label, n in sorted(by.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def _rows(self, procs: list[ProcStatus]) -> list[str]:
         # On several hosts a host column comes last: the others stay where they always are.
         hosts = bool(self.hosts)
         head = f"{'rank':>4}  {'pid':>7}  {'state':<13} {'exit':<22} {'stdout':>9} {'stderr':>9}  last heard"
         rows = [head + ("    host" if hosts else "")]
-        for p in self.procs:
+        for p in procs:
             heard = f"{p.last_heard:.1f}s ago" if p.last_heard is not None else "never"
             row = (
                 f"{p.rank:>4}  {p.pid or '-':>7}  {p.state:<13} {p.exit:<22} "
-                f"{p.stdout_lines:>9} {p.stderr_lines:>9}  {heard:<10}"
-                + (f"  {p.host}" if hosts else "")
+                f"{p.stdout_lines:>9} {p.stderr_lines:>9}  {heard:<10}" + (f"  {p.host}" if hosts else "")
             )
             rows.append(row.rstrip())  # "last heard" is padded for the host column only
+        return rows
+
+    def _tail(self) -> list[str]:
+        rows = []
         if self.hosts:
             rows.append(f"{'host':<12} {'ranks':>7}  {'agent':>7}  {'link':<11} {'rtt':>9}  {'stalled':>8}  logs")
             rows += [h.row() for h in self.hosts]
         else:
             rows.append(f"logs: {self.logdir}")
-        rows += [f"problem: {m}" for m in self.problems]
-        return "\n".join(rows)
+        return rows + [f"problem: {m}" for m in self.problems]
+
+    def _compact(self) -> list[str]:
+        out = sum(p.stdout_lines for p in self.procs)
+        err = sum(p.stderr_lines for p in self.procs)
+        heard = [p for p in self.procs if p.last_heard is not None and p.exitcode is None]
+        line = f"stdout {out:,} lines · stderr {err:,} lines"
+        if heard:
+            silent = max(heard, key=lambda p: (p.last_heard or 0.0, -p.rank))
+            line += f" · heard from longest ago: rank {silent.rank} ({silent.last_heard or 0.0:.1f}s ago)"
+        rows = [line]
+        by: dict[str, list[int]] = {}
+        for p in self.procs:
+            by.setdefault(state_label(p), []).append(p.rank)
+        width = max(len(label) for label in by)
+        rows += [
+            f"  {label:<{width}}  {'rank' if len(ranks) == 1 else 'ranks'} {compact_ranks(ranks)}"
+            for label, ranks in sorted(by.items())
+        ]
+        odd = [p for p in self.procs if p.state not in _CALM]
+        if odd:
+            rows += self._rows(odd)
+        return rows
+
+    def details(self) -> Details:
+        """The table of every proc (and hosts, logs, problems)."""
+        return Details("\n".join(self._rows(self.procs) + self._tail()))
+
+    def __repr__(self) -> str:
+        head = f"{len(self.procs)} procs: {self.counts()}"
+        if len(self.procs) < COMPACT_FROM:
+            return "\n".join([head, *self._rows(self.procs), *self._tail()])
+        return "\n".join([head, *self._compact(), *self._tail(), "status.details() lists every proc"])
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(repr(self))

@@ -12,11 +12,13 @@ place for both how far each rank got and which view to wait for.
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from ..ranks import compact_ranks
 from .items import STDERR, STDOUT, BarrierKey
 from .sink import Sink
 
@@ -139,9 +141,32 @@ class FlushEntry:
     detail: str = ""  # why a proc got no further than it did, when there is more to say
 
 
+DETAILS_UP_TO = 8
+"""A report of at most this many procs lists every one; a larger one lists only those that
+fell short (``details()`` lists all)."""
+_ORDER: tuple[Outcome, ...] = ("rendered", "published", "exited", "weak", "timed out")
+
+
+class Details(str):
+    """Text shown as it is (a table): its repr in a notebook is the text, not a quoted string."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+
+def _ms(seconds: float) -> str:
+    ms = seconds * 1000
+    return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
+
+
 @dataclass(frozen=True)
 class FlushReport:
-    """The result of a flush: one entry per target proc."""
+    """The result of a flush: one entry per target proc. Shown compactly ("16 ranks rendered,
+    slowest 97 ms (rank 15)", and the procs that fell short); ``details()`` is the table of
+    every proc, which a notebook also shows when the report is expanded."""
 
     version: int
     entries: list[FlushEntry]
@@ -161,19 +186,69 @@ class FlushReport:
     def outcomes(self) -> dict[int, Outcome]:
         return {e.rank: e.outcome for e in self.entries}
 
+    @property
+    def slowest(self) -> FlushEntry | None:
+        """The entry that took longest (of those that completed), if any did."""
+        timed = [e for e in self.entries if e.seconds is not None]
+        return max(timed, key=lambda e: (e.seconds, -e.rank)) if timed else None
+
     def __getitem__(self, rank: int) -> FlushEntry:
         for e in self.entries:
             if e.rank == rank:
                 return e
         raise KeyError(rank)
 
-    def __repr__(self) -> str:
-        head = f"FlushReport(barrier {self.version}: {'ok' if self.ok else 'INCOMPLETE'}"
-        lines = [head + (f"; {self.note}" if self.note else "") + ")"]
+    def summary(self) -> str:
+        """One line: how many procs reached what, and the slowest ("16 ranks rendered, slowest
+        97 ms (rank 15)"; "14 ranks rendered, 2 timed out (ranks 3,7), slowest ...")."""
+        by: dict[str, list[int]] = {}
         for e in self.entries:
-            took = f"{e.seconds * 1000:8.1f} ms" if e.seconds is not None else "       --   "
-            lines.append(f"  rank {e.rank:>3}  {e.outcome:<10} {took}  {e.detail or _EXPLAIN[e.outcome]}")
+            by.setdefault(e.outcome, []).append(e.rank)
+        parts: list[str] = []
+        for outcome in _ORDER:
+            ranks = by.get(outcome)
+            if not ranks:
+                continue
+            noun = ("rank " if len(ranks) == 1 else "ranks ") if not parts else ""
+            what = f"{len(ranks)} {noun}{outcome}"
+            if outcome not in FULL_OUTCOMES and outcome != "exited":
+                what += f" ({'rank' if len(ranks) == 1 else 'ranks'} {compact_ranks(ranks)})"
+            parts.append(what)
+        slowest = self.slowest
+        if slowest is not None and slowest.seconds is not None:
+            parts.append(f"slowest {_ms(slowest.seconds)} (rank {slowest.rank})")
+        return ", ".join(parts) if parts else "no procs"
+
+    def _head(self) -> str:
+        return f"FlushReport(barrier {self.version}: {'ok' if self.ok else 'INCOMPLETE'}" + (
+            f"; {self.note})" if self.note else ")"
+        )
+
+    @staticmethod
+    def _row(e: FlushEntry) -> str:
+        took = f"{e.seconds * 1000:8.1f} ms" if e.seconds is not None else "       --   "
+        return f"  rank {e.rank:>3}  {e.outcome:<10} {took}  {e.detail or _EXPLAIN[e.outcome]}"
+
+    def details(self) -> Details:
+        """The table of every proc: outcome, time, and what it means or why not further."""
+        return Details("\n".join([self._head(), *(self._row(e) for e in self.entries)]))
+
+    def __repr__(self) -> str:
+        lines = [f"{self._head()} {self.summary()}"]
+        shown = self.entries if len(self.entries) <= DETAILS_UP_TO else self.shortfalls
+        lines += [self._row(e) for e in shown]
+        if len(shown) < len(self.entries):
+            lines.append("  report.details() lists every rank")
         return "\n".join(lines)
 
-    def _repr_pretty_(self, p, cycle: bool) -> None:  # type: ignore[no-untyped-def]
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the head and summary, expandable to every proc's row (open when a
+        proc fell short)."""
+        summary = html.escape(f"{self._head()} {self.summary()}")
+        return (
+            f'<details class="ipylogfwd-report"{"" if self.ok else " open"}><summary>{summary}</summary>'
+            f"<pre>{html.escape(str(self.details()))}</pre></details>"
+        )
