@@ -63,6 +63,12 @@ class ProcsMagics(Magics):
     )
     @argument("--per-host", type=int, metavar="P", help="With --launcher local or ray: procs per host.")
     @argument(
+        "--timestamps",
+        choices=["absolute", "relative", "off"],
+        help="Show when each line was read: absolute (time of day) or relative (since the cell started), "
+        "from this cell on (text output's prefixes; the widgets' toggle starts so).",
+    )
+    @argument(
         "--stacks",
         action="store_true",
         help="Line form: show where each proc is (every thread's stack; ranks doing the same together).",
@@ -113,6 +119,8 @@ class ProcsMagics(Magics):
         # Every argument is checked before anything is started.
         targets = parse_targets(args.targets, size) if args.targets else None
         group = self._ensure(args, logdir=args.logdir or None)
+        if args.timestamps:
+            group.timestamps = args.timestamps
         execution = group.submit(cell, targets)
         if args.bg:
             self.last = execution
@@ -146,6 +154,9 @@ class ProcsMagics(Magics):
             self._ensure(args, logdir=args.logdir)
         if self.group is None:
             raise UsageError("no procs are running: start some with %%procs N")
+        if args.timestamps:
+            self.group.timestamps = args.timestamps
+            return None
         return self.group.status()
 
     def _ensure(self, args: Any, *, logdir: str | None) -> ProcGroup:

@@ -35,6 +35,7 @@ class FakeModel:
     model_id: str
     state: dict[str, Any]
     lines: list[tuple[int, Any]] = field(default_factory=list)  # (stream, text without "\n") or (DISPLAY, bundle)
+    times: list[float] = field(default_factory=list)  # when the kernel read each line (its chunk's ``at``)
     open_line: dict[int, int] = field(default_factory=dict)  # stream -> index of its partial line
     dropped: int = 0
     seq: int = 0
@@ -57,21 +58,21 @@ class FakeModel:
     def apply(self, msg: dict[str, Any]) -> None:
         self.messages.append(msg)
         if msg["type"] == "replay":
-            self.lines, self.open_line, self.dropped = [], {}, msg["dropped"]
+            self.lines, self.times, self.open_line, self.dropped = [], [], {}, msg["dropped"]
         elif msg["seq"] <= self.seq:
             return
         else:
             self.dropped += msg.get("dropped", 0)
         self.seq = msg["seq"]
         if msg["type"] in ("lines", "replay"):
-            for stream, text in msg["chunks"]:
+            for stream, text, at in msg["chunks"]:
                 if stream == DISPLAY:
-                    self._add_display(text)
+                    self._add_display(text, at)
                 else:
-                    self._add(stream, text)
+                    self._add(stream, text, at)
             self._cap()
 
-    def _add_display(self, bundle: dict[str, Any]) -> None:
+    def _add_display(self, bundle: dict[str, Any], at: float) -> None:
         if bundle["update"]:
             for i, (s, old) in enumerate(self.lines):
                 if s == DISPLAY and old["display_id"] == bundle["display_id"]:
@@ -79,6 +80,7 @@ class FakeModel:
             return
         self.open_line.pop(1, None)  # a bundle ends stdout's partial line
         self.lines.append((DISPLAY, bundle))
+        self.times.append(at)
 
     def _cap(self) -> None:
         """Keep the last max_lines lines, counting the rest as dropped (as the real view does)."""
@@ -86,10 +88,11 @@ class FakeModel:
         excess = len(self.lines) - limit
         if excess > 0:
             del self.lines[:excess]
+            del self.times[:excess]
             self.dropped += excess
             self.open_line = {s: i - excess for s, i in self.open_line.items() if i >= excess}
 
-    def _add(self, stream: int, text: str) -> None:
+    def _add(self, stream: int, text: str, at: float) -> None:
         parts = text.split("\n")
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
@@ -100,6 +103,7 @@ class FakeModel:
                 self.lines[idx] = (stream, self.lines[idx][1] + part)
             else:
                 self.lines.append((stream, part))
+                self.times.append(at)
                 idx = len(self.lines) - 1
             if last:
                 self.open_line[stream] = idx
@@ -111,6 +115,7 @@ class FakeFrontend(KernelDriver):
         self.views_enabled = views  # False: proc widgets get views only when open_view is called
         self.acks_enabled = acks
         self.models: dict[str, FakeModel] = {}
+        self.panels: dict[str, dict[str, Any]] = {}  # comm id -> a ProcsPanel's synced state
         self.route_errors: list[str] = []
         self._lock = threading.RLock()  # models: written by the IOPub thread, read by tests
         self._iopub: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -155,6 +160,9 @@ class FakeFrontend(KernelDriver):
         kind, content = msg["msg_type"], msg["content"]
         if kind == "comm_open" and content.get("target_name") == "jupyter.widget":
             state = content["data"].get("state", {})
+            if state.get("_model_name") == "PanelModel" and state.get("_model_module") == "ipylogfwd":
+                with self._lock:
+                    self.panels[content["comm_id"]] = dict(state)
             if state.get("_model_name") == "ProcModel" and state.get("_model_module") == "ipylogfwd":
                 with self._lock:
                     self.models[content["comm_id"]] = FakeModel(content["comm_id"], dict(state))

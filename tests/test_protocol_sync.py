@@ -141,7 +141,7 @@ def test_message_fields(src: str) -> None:
 def test_builders_make_what_the_interfaces_say() -> None:
     """view_messages.py's constructors build exactly the TypedDict fields (so the TS side's are all)."""
     made = {
-        "Lines": view_messages.lines(1, 0, [(1, "x")]),
+        "Lines": view_messages.lines(1, 0, [(1, "x", 1.5)]),
         "BarrierMsg": view_messages.barrier(2, 3),
         "Replay": view_messages.replay(4, 0, []),
     }
@@ -152,12 +152,29 @@ def test_builders_make_what_the_interfaces_say() -> None:
     assert list(bundle) == list(typing.get_type_hints(view_messages.DisplayData))
 
 
-def test_the_display_chunk_is_what_messages_ts_says(src: str) -> None:
-    """A bundle rides in `lines`/`replay` chunks as [DISPLAY, DisplayData]."""
-    assert re.search(r"export\s+type\s+DisplayChunk\s*=\s*\[typeof DISPLAY, DisplayData\];", src)
+def test_the_chunks_are_what_messages_ts_says(src: str) -> None:
+    """Text rides in `lines`/`replay` chunks as [stream, text, at], a bundle as
+    [DISPLAY, DisplayData, at]; `at` is a number (seconds since the epoch)."""
+    assert typing.get_args(view_messages.Chunk) == (int, str | view_messages.DisplayData, float)
+    assert re.search(r"export\s+type\s+Chunk\s*=\s*\[Stream, string, number\];", src)
+    assert re.search(r"export\s+type\s+DisplayChunk\s*=\s*\[typeof DISPLAY, DisplayData, number\];", src)
     assert ts_union(src, "Piece") == ("Chunk", "DisplayChunk")
     fields = ts_interfaces(src)
     assert fields["Lines"]["chunks"] == fields["Replay"]["chunks"] == "Piece[]"
+
+
+def test_the_panels_trait_values_agree(src: str) -> None:
+    """The panel (``ProcsPanel`` / ``PanelModel``) has no messages, but its modes, timestamp
+    modes and the size from which it shows the merged view first are spelled on both sides."""
+    from ipylogfwd.sinks import widgets
+
+    assert ts_string_tuple(src, "PANEL_MODES") == widgets.VIEW_MODES
+    assert ts_string_tuple(src, "TIME_MODES") == widgets.TIME_MODES
+    assert ts_const(src, "MERGED_AT") == widgets.MERGED_AT
+    traits = widgets.ProcsPanel.class_traits(sync=True)
+    assert tuple(traits["mode"].values) == widgets.VIEW_MODES
+    assert tuple(traits["timestamps"].values) == widgets.TIME_MODES
+    assert traits["_model_name"].default_value == "PanelModel" and traits["_view_name"].default_value == "PanelView"
 
 
 def test_package_json() -> None:

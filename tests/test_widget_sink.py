@@ -19,7 +19,7 @@ def test_tail_keeps_the_last_lines_and_counts_the_rest() -> None:
     tail.trim()
     dropped, chunks = tail.take()
     assert dropped == 7
-    assert "".join(t for _, t in chunks) == "l7\nl8\nl9\n"
+    assert "".join(c[1] for c in chunks) == "l7\nl8\nl9\n"
 
 
 def test_tail_cuts_inside_a_chunk_and_continues_partial_lines() -> None:
@@ -30,7 +30,26 @@ def test_tail_cuts_inside_a_chunk_and_continues_partial_lines() -> None:
     tail.trim()
     dropped, chunks = tail.take()
     assert dropped == 3
-    assert chunks == [[1, "de\n"], [2, "x\n"]]
+    assert [c[:2] for c in chunks] == [[1, "de\n"], [2, "x\n"]]
+
+
+def test_tail_chunks_keep_when_they_were_read_and_a_continued_line_keeps_its_start() -> None:
+    tail = Tail(limit=100)
+    tail.add(1, "a\nb", 1, 10.0)  # "b" is a partial line, read at 10
+    tail.add(1, "c\nd\ne\n", 3, 11.0)  # completes "bc"; "d" and "e" were read at 11
+    tail.add(2, "x\n", 1, 12.0)
+    _, chunks = tail.take()
+    assert chunks == [[1, "a\nbc\n", 10.0], [1, "d\ne\n", 11.0], [2, "x\n", 12.0]]
+
+
+def test_messages_carry_when_the_kernel_read_each_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    sink, sent = _sink(monkeypatch, MessageBudget())
+    sink.write_at(0, 1, "early\n", 1000.0001)
+    sink.write_at(0, 2, "later\n", 1001.25)
+    sink.publish()
+    (rank, msg), = sent
+    assert rank == 0 and msg["chunks"] == [[1, "early\n", 1000.0], [2, "later\n", 1001.25]]
+    assert sink.panel.started > 0 and sink.panel.timestamps == "off"
 
 
 class FakeClock:
@@ -48,7 +67,7 @@ def test_tail_bounds_characters_dropping_whole_lines_first() -> None:
         assert tail.chars <= 2000
     tail.trim()
     dropped, chunks = tail.take()
-    text = "".join(t for _, t in chunks)
+    text = "".join(c[1] for c in chunks)
     # The newest whole lines that fit, the others counted as dropped.
     assert text == "".join(f"{i}" * 299 + "\n" for i in range(7, 10))
     assert dropped == 7
@@ -151,7 +170,7 @@ def test_barrier_follows_the_data_even_without_budget(monkeypatch: pytest.Monkey
     assert sink.has_deferred()
     sink.barrier(1, 7)  # the barrier pushes rank 1's text out first, then itself
     assert [(r, m["type"]) for r, m in sent] == [(0, "lines"), (1, "lines"), (1, "barrier")]
-    assert sent[1][1]["chunks"] == [[1, "b\n"]] and sent[2][1]["version"] == 7
+    assert [c[:2] for c in sent[1][1]["chunks"]] == [[1, "b\n"]] and sent[2][1]["version"] == 7
     assert [m["seq"] for r, m in sent if r == 1] == [1, 2]
 
 
@@ -164,8 +183,8 @@ def test_held_back_text_is_bounded_and_its_loss_counted(monkeypatch: pytest.Monk
     assert sent == []
     sink.barrier(0, 1)
     lines = sent[0][1]
-    assert lines["dropped"] + "".join(t for _, t in lines["chunks"]).count("\n") == 1000
-    assert "".join(t for _, t in lines["chunks"]).endswith("999\n")
+    assert lines["dropped"] + "".join(c[1] for c in lines["chunks"]).count("\n") == 1000
+    assert "".join(c[1] for c in lines["chunks"]).endswith("999\n")
     assert len(lines["chunks"][0][1].splitlines()) <= 2 * 5
 
 
@@ -182,7 +201,7 @@ def test_a_hello_behind_the_kernel_asks_for_a_replay(monkeypatch: pytest.MonkeyP
     sink._on_hello(model, 0)  # a reloaded page: replay, in order with the rest
     assert asked == [True]
     sink.publish()
-    assert sent[-1][1]["type"] == "replay" and sent[-1][1]["chunks"] == [[1, "x\n"]] and sent[-1][1]["seq"] == 2
+    assert sent[-1][1]["type"] == "replay" and [c[:2] for c in sent[-1][1]["chunks"]] == [[1, "x\n"]] and sent[-1][1]["seq"] == 2
 
 
 def test_a_closed_sink_lets_go_of_its_backlog_and_listener(monkeypatch: pytest.MonkeyPatch) -> None:

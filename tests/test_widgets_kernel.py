@@ -182,3 +182,28 @@ def test_async_logflush(frontend: FakeFrontend) -> None:
     cell = frontend.execute("import ipylogfwd\nr = await ipylogfwd.alogflush()\nprint(r.outcomes)")
     assert cell.status == "ok", cell.error
     assert cell.stdout.strip() == "{0: 'rendered', 1: 'rendered'}"
+
+
+def test_lines_carry_when_the_kernel_read_them_and_the_panel_says_how_to_show_them(frontend: FakeFrontend) -> None:
+    started = time.time()
+    cell = frontend.execute(
+        "%%procs 2 --timestamps relative\nimport time\nprint('a', flush=True)\ntime.sleep(0.4)\nprint('b')\n"
+    )
+    assert cell.status == "ok", cell.error
+    frontend.execute("%logflush")
+    ended = time.time()
+    for r, m in frontend.proc_models().items():
+        assert m.stream_lines(1) == ["a", "b"]
+        a, b = m.times
+        assert started <= a < b <= ended and b - a >= 0.35, f"rank {r}: read at {a}, {b}"
+    (panel,) = frontend.panels.values()
+    models = {f"IPY_MODEL_{m.model_id}" for m in frontend.proc_models().values()}
+    assert set(panel["children"]) == models
+    assert panel["mode"] == "procs" and panel["timestamps"] == "relative"
+    assert started <= panel["started"] <= ended
+
+
+def test_eight_procs_or_more_start_with_the_merged_view(frontend: FakeFrontend) -> None:
+    assert frontend.execute("%%procs 8\nprint('x')").status == "ok"
+    (panel,) = frontend.panels.values()
+    assert panel["mode"] == "merged" and len(panel["children"]) == 8 and panel["timestamps"] == "off"

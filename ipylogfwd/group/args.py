@@ -28,6 +28,18 @@ def check_timeout(timeout: object, what: str = "timeout") -> float:
     return float(timeout)
 
 
+TIMESTAMP_MODES = ("absolute", "relative")
+
+
+def check_timestamps(mode: object) -> str | None:
+    """``mode`` as a timestamps setting: "absolute" or "relative", or None ("off", None)."""
+    if mode is None or mode == "off":
+        return None
+    if mode not in TIMESTAMP_MODES:
+        raise UsageError(f"timestamps must be 'absolute', 'relative' or 'off' (None), not {mode!r}")
+    return str(mode)
+
+
 def check_targets(targets: Iterable[int] | None, size: int) -> list[int]:
     """The sorted ranks in ``targets`` (all ``size`` ranks for None); each must be a rank."""
     if targets is None:

@@ -67,6 +67,7 @@ class GroupConfig:
     sink_factory: SinkFactory
     flush_interval: float
     start_timeout: float
+    timestamps: str | None = None  # "absolute" / "relative": what lines' times show as, from the start
 
 
 class Generation:
@@ -84,7 +85,8 @@ class Generation:
         # procs, as text: it is rare, and the procs' widgets belong to the cells that run code.
         ranks = list(range(config.size))
         factory = config.sink_factory
-        self._dispatcher.register_cell(0, text_sink() if factory is default_sink else factory(ranks, {}, {}))
+        startup = text_sink(timestamps=config.timestamps) if factory is default_sink else factory(ranks, {}, {})
+        self._dispatcher.register_cell(0, startup)
         self.cells = Cells()
         self._sets: list[ProcSet]
         if cluster is None:
@@ -132,7 +134,11 @@ class Generation:
         if sink is None:
             pids = {r: infos[r].pid for r in ranks}
             logs = {r: self._set_of(r).log_paths(r) for r in ranks}
-            sink = self.config.sink_factory(ranks, pids, logs)
+            factory = self.config.sink_factory
+            if factory is default_sink:
+                sink = default_sink(ranks, pids, logs, timestamps=self.config.timestamps)
+            else:
+                sink = factory(ranks, pids, logs)
         self._dispatcher.register_cell(cell, sink)
         if self.cluster is not None:
             self._refresher.refresh()  # the widget headers name their hosts from the start

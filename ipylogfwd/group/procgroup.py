@@ -33,7 +33,15 @@ from ..pipeline.logfiles import default_logdir
 from ..pipeline.sink import Sink
 from ..sinks.factory import default_sink
 from . import data
-from .args import check_code, check_name, check_sequence, check_size, check_targets, check_timeout
+from .args import (
+    check_code,
+    check_name,
+    check_sequence,
+    check_size,
+    check_targets,
+    check_timeout,
+    check_timestamps,
+)
 from .cells import Execution
 from .generation import Generation, GroupConfig, SinkFactory
 from .stacks import StacksReport
@@ -63,15 +71,19 @@ class ProcGroup:
         start_timeout: float = 60.0,
         force: bool = False,
         launcher: Launcher | None = None,
+        timestamps: str | None = None,
     ) -> None:
         """``n`` procs on this machine, or with ``launcher`` on the hosts it starts agents on
-        (``ipylogfwd.launchers``: local, any command such as ssh or srun, Ray)."""
+        (``ipylogfwd.launchers``: local, any command such as ssh or srun, Ray). With
+        ``timestamps`` ("absolute" or "relative"), lines show when the kernel read them (text
+        output's prefixes; the widgets start with their timestamps toggle set so)."""
         self._config = GroupConfig(
             size=check_size(n, force),
             logdir=Path(logdir) if logdir else default_logdir(),
             sink_factory=sink_factory,
             flush_interval=flush_interval,
             start_timeout=start_timeout,
+            timestamps=check_timestamps(timestamps),
         )
         self._cells = itertools.count(1)
         self._versions = itertools.count(1)
@@ -100,6 +112,19 @@ class ProcGroup:
     @property
     def logdir(self) -> Path:
         return self._config.logdir
+
+    @property
+    def timestamps(self) -> str | None:
+        """How the lines of cells started from now on show when they were read: "absolute"
+        (time of day), "relative" (since the cell started) or None (off). Settable."""
+        return self._config.timestamps
+
+    @timestamps.setter
+    def timestamps(self, mode: str | None) -> None:
+        self._config = dataclasses.replace(self._config, timestamps=check_timestamps(mode))
+        generation = self._generation
+        if generation is not None:
+            generation.config = self._config
 
     # --- lifecycle ------------------------------------------------------------------------
     def _start(self) -> Generation:
@@ -208,7 +233,6 @@ class ProcGroup:
         """The values of ``name`` in the target procs put together in rank order: lists,
         tuples, strings, bytes and numpy arrays concatenated, anything else as a list."""
         return data.join([value for _, value in sorted(self.pull(name, targets, timeout=timeout).items())])
-
 
     def kill(self, targets: Iterable[int]) -> None:
         """Kill these ranks' procs (with everything they started) and start fresh ones in their

@@ -27,7 +27,7 @@ from collections import OrderedDict
 from .barrier import BarrierTracker
 from .items import STDERR, STDOUT, Barrier, CellStart, Display, Eof, Log
 from .queues import Mailboxes
-from .sink import DisplayingSink, ReplayingSink, Sink, ViewedSink
+from .sink import DisplayingSink, ReplayingSink, Sink, TimedSink, ViewedSink
 
 KEEP_CELLS = 20
 PUBLISH_EARLY = 1 << 20
@@ -136,11 +136,18 @@ class Dispatcher:
                 route = self._routes.setdefault(rank, {STDOUT: 0, STDERR: 0})
             added = [0, 0, 0]
             sinks: dict[int, Sink] = {}  # cell -> sink, looked up once per drain, not per item
+            timed: dict[int, TimedSink | None] = {}  # cell -> its sink if it takes timestamps
             for item in items:
                 if isinstance(item, Log):
                     cell = route[item.stream]
                     sink = sinks.get(cell) or sinks.setdefault(cell, self._sink(cell, rank))
-                    sink.write(rank, item.stream, item.text)
+                    if cell not in timed:
+                        timed[cell] = sink if isinstance(sink, TimedSink) else None
+                    with_time = timed[cell]
+                    if with_time is not None:
+                        with_time.write_at(rank, item.stream, item.text, item.at)
+                    else:
+                        sink.write(rank, item.stream, item.text)
                     touched[id(sink)] = sink
                     added[item.stream] += item.newlines
                     if sink.pending > PUBLISH_EARLY:

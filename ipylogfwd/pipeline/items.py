@@ -8,7 +8,8 @@ from the proc's display pipe, see ``wire.displays``), the stream's ``Eof``. Ever
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 STDOUT = 1
@@ -21,11 +22,14 @@ BarrierKey = tuple[str, int]
 
 @dataclass(slots=True)
 class Log:
-    """Text from one stream: complete lines, or a partial line released at a flush point."""
+    """Text from one stream: complete lines, or a partial line released at a flush point.
+    ``at`` is when the kernel read it (``time.time()``: by the reader for this machine's
+    procs, when its frame arrived for a host's), the timestamp its lines show."""
 
     stream: int
     text: str
     newlines: int
+    at: float = field(default_factory=time.time, compare=False)
 
 
 @dataclass(slots=True)
@@ -62,6 +66,7 @@ class Display:
     size: int
     display_id: str | None = None
     update: bool = False
+    at: float = field(default_factory=time.time, compare=False)
 
     @property
     def text(self) -> str:

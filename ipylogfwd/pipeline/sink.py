@@ -11,7 +11,9 @@ attributes:
 * ``ReplayingSink``: it may need to publish when no output arrives (a view asked for a
   replay), so it is given a way to ask the dispatcher for that;
 * ``DisplayingSink``: it shows procs' mime bundles (``display()``, rich results) in order
-  with their text; a sink without it gets each bundle's ``text/plain`` as a line.
+  with their text; a sink without it gets each bundle's ``text/plain`` as a line;
+* ``TimedSink``: it takes each text with the time the kernel read it (``Log.at``), to show
+  timestamps; a sink without it gets the text alone (``write``).
 
 Implementations: ``sinks.text`` (rank-prefixed text) and ``sinks.widget_sink`` (widgets).
 """
@@ -108,6 +110,15 @@ class DisplayingSink(Protocol):
     def display(self, rank: int, bundle: Display) -> None:
         """Take ``rank``'s bundle, in order with its text on ``bundle.stream``; it is shown at
         the next publish (an ``update`` replaces the earlier bundle of its ``display_id``)."""
+        ...
+
+
+@runtime_checkable
+class TimedSink(Protocol):
+    """A sink that shows when the kernel read each line."""
+
+    def write_at(self, rank: int, stream: int, text: str, at: float) -> None:
+        """``write``, with ``at``: when the kernel read ``text`` (``time.time()``)."""
         ...
 
 

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import time
+
 from ..pipeline.sink import Sink
 from .kernel import current_kernel
 from .text import IOPubTextSink, StdioTextSink, TextSink
 
 
-def text_sink(log_paths: dict[int, list[str]] | None = None) -> TextSink:
-    """A text sink for the cell now executing, or for this process's stdio outside a kernel."""
+def text_sink(log_paths: dict[int, list[str]] | None = None, timestamps: str | None = None) -> TextSink:
+    """A text sink for the cell now executing, or for this process's stdio outside a kernel;
+    with ``timestamps`` ("absolute", "relative"), each line's prefix says when it was read."""
     kernel = current_kernel()
     if kernel is not None:
-        return IOPubTextSink(kernel, kernel.get_parent(), log_paths)
-    return StdioTextSink()
+        return IOPubTextSink(kernel, kernel.get_parent(), log_paths, timestamps=timestamps)
+    return StdioTextSink(timestamps=timestamps)
 
 
-def default_sink(ranks: list[int], pids: dict[int, int | None], log_paths: dict[int, list[str]]) -> Sink:
-    """The cell's proc widgets where a widget frontend has answered, else text."""
+def default_sink(
+    ranks: list[int], pids: dict[int, int | None], log_paths: dict[int, list[str]], timestamps: str | None = None
+) -> Sink:
+    """The cell's proc widgets where a widget frontend has answered, else text. ``timestamps``
+    ("absolute", "relative"; None: off) is how the lines show when they were read (the
+    widgets start with it and have a toggle)."""
     kernel = current_kernel()
     if kernel is not None:
         # Imported here: ipywidgets is only needed in a kernel, and every proc imports this
@@ -26,5 +33,7 @@ def default_sink(ranks: list[int], pids: dict[int, int | None], log_paths: dict[
 
         hub = hub_for(kernel)
         if hub.frontend_seen:
-            return WidgetSink(ranks, hub, pids=pids, log_paths=log_paths)
-    return text_sink(log_paths)
+            return WidgetSink(
+                ranks, hub, pids=pids, log_paths=log_paths, started=time.time(), timestamps=timestamps or "off"
+            )
+    return text_sink(log_paths, timestamps)

@@ -4,7 +4,9 @@ what all widgets of a kernel send.
 A ``Tail`` keeps at most about ``limit`` lines and ``max_chars`` characters of one proc's
 text, and ``max_display_bytes`` of its display bundles (always the newest one: a bundle is at
 most ``wire.displays.BUNDLE_CAP``), counting what it dropped, so memory stays bounded however
-much a proc prints or displays. The
+much a proc prints or displays. Each chunk keeps when the kernel read it: the lines that
+start in a chunk show that time (a partial line continued later keeps the time it started
+at; the lines after it in the same text start a chunk of their own). The
 ``MessageBudget`` is a set of token buckets shared by every widget: messages per second (the
 server's IOPub rate limit counts them), lines and characters per second (what the page must
 render).
@@ -73,41 +75,52 @@ class Tail:
     """Chunks of output holding at most about ``limit`` lines, ``max_chars`` characters of
     text and ``max_display_bytes`` bytes of bundles (but always the newest bundle), and how
     many lines were dropped. A bundle is a chunk ``[DISPLAY, piece, size]`` and counts as one
-    line; what is dropped is always the oldest, so the tail stays the newest stretch of output."""
+    line; what is dropped is always the oldest, so the tail stays the newest stretch of output.
+    A text chunk is ``[stream, text, at]``, a bundle ``[DISPLAY, piece, at, size]`` (``at``:
+    when the kernel read it, ``time.time()``)."""
 
     limit: int
     max_chars: int = DEFAULT_MAX_CHARS
     max_display_bytes: int = DEFAULT_MAX_DISPLAY_BYTES
-    chunks: deque[list[Any]] = field(default_factory=deque)  # [stream, text] or [DISPLAY, piece, size]
+    chunks: deque[list[Any]] = field(default_factory=deque)  # [stream, text, at] or [DISPLAY, piece, at, size]
     lines: int = 0
     chars: int = 0
     dropped: int = 0
     displays: int = 0
     display_bytes: int = 0
 
-    def add(self, stream: int, text: str, newlines: int) -> None:
-        if self.chunks and self.chunks[-1][0] == stream and not self.chunks[-1][1].endswith("\n"):
-            self.chunks[-1][1] += text  # continue a partial line in place
+    def add(self, stream: int, text: str, newlines: int, at: float = 0.0) -> None:
+        last = self.chunks[-1] if self.chunks else None
+        if last is not None and last[0] == stream and not last[1].endswith("\n"):
+            # Continue a partial line in place; the lines after it start a chunk of their own.
+            end = text.find("\n")
+            if end < 0 or end == len(text) - 1:
+                last[1] += text
+            else:
+                last[1] += text[: end + 1]
+                self.chunks.append([stream, text[end + 1 :], at])
         else:
-            self.chunks.append([stream, text])
+            self.chunks.append([stream, text, at])
         self.lines += newlines
         self.chars += len(text)
         if self.lines > 2 * self.limit or self.chars > 2 * self.max_chars:
             self.trim()
 
-    def add_display(self, piece: dict[str, Any], size: int, *, keep_orphan_update: bool = True) -> None:
+    def add_display(
+        self, piece: dict[str, Any], size: int, at: float = 0.0, *, keep_orphan_update: bool = True
+    ) -> None:
         """Add a bundle. An update of a bundle still held replaces it in place; one whose
         bundle is gone is kept only with ``keep_orphan_update`` (the view may still show it)."""
         if piece.get("update") and piece.get("display_id"):
             for chunk in reversed(self.chunks):
                 if chunk[0] == DISPLAY and chunk[1].get("display_id") == piece["display_id"]:
                     chunk[1] = {**piece, "update": chunk[1].get("update", False)}
-                    self.display_bytes += size - chunk[2]
-                    chunk[2] = size
+                    self.display_bytes += size - chunk[3]
+                    chunk[3] = size
                     return
             if not keep_orphan_update:
                 return
-        self.chunks.append([DISPLAY, piece, size])
+        self.chunks.append([DISPLAY, piece, at, size])
         self.lines += 1
         self.displays += 1
         self.display_bytes += size
@@ -127,7 +140,7 @@ class Tail:
         if chunk[0] == DISPLAY:
             n = 1
             self.displays -= 1
-            self.display_bytes -= chunk[2]
+            self.display_bytes -= chunk[3]
         else:
             n = chunk[1].count("\n")
             self.chars -= len(chunk[1])
@@ -145,7 +158,7 @@ class Tail:
             if self.chunks[0][0] == DISPLAY:
                 self._drop_first()
                 continue
-            _, text = self.chunks[0]
+            text = self.chunks[0][1]
             over = self.chars - self.max_chars
             # Whole lines from the front, through the first newline at or past the excess.
             cut = text.find("\n", over - 1)

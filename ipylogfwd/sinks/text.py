@@ -10,6 +10,10 @@ follows on the same line, and if another rank writes first, the partial line is 
 that ranks never share a line. A line redrawn with ``\\r`` (a progress bar) is shown apart,
 labelled, and redrawn in place where the frontend can (``progress``).
 
+With ``timestamps`` ("absolute" or "relative"), each line's prefix also says when the kernel
+read it: ``[3 14:02:07.123]`` (time of day) or ``[3 +1.250s]`` (since the sink was made,
+i.e. the cell started).
+
 A proc's display bundles (``display()``, rich results) are shown in order with its stdout
 text: a line with the rank (``[2] display:``, or ``[2] Out:`` for a cell's last expression),
 then, on IOPub, the bundle as a ``display_data`` message (an update as
@@ -34,6 +38,14 @@ REDRAW_INTERVAL = 0.2  # a bar redrawn in place: at most this often (its last st
 
 Entry = str | Display
 Part = str | tuple[int, Display]  # text to emit, or (rank, bundle) to display
+TIMESTAMPS = ("absolute", "relative")
+
+
+def stamp(at: float, mode: str, started: float) -> str:
+    """``at`` as a line's prefix shows it: "14:02:07.123" (absolute) or "+1.250s" (relative)."""
+    if mode == "relative":
+        return f"+{at - started:.3f}s"
+    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
 
 
 class TextSink:
@@ -43,8 +55,15 @@ class TextSink:
     proc's note says how many lines, where its full log is, and shows the last few.
     """
 
-    def __init__(self, budget: TextBudget | None = None, log_paths: dict[int, list[str]] | None = None) -> None:
-        self._batch: dict[int, list[tuple[int, Entry]]] = {STDOUT: [], STDERR: []}
+    def __init__(
+        self,
+        budget: TextBudget | None = None,
+        log_paths: dict[int, list[str]] | None = None,
+        timestamps: str | None = None,
+    ) -> None:
+        self._batch: dict[int, list[tuple[int, Entry, float]]] = {STDOUT: [], STDERR: []}
+        self._stamps = timestamps if timestamps in TIMESTAMPS else None
+        self._started = time.time()
         self._open: dict[int, int | None] = {STDOUT: None, STDERR: None}
         self._pending = 0
         self._budget = budget
@@ -74,18 +93,21 @@ class TextSink:
         self._elided.clear()
 
     def write(self, rank: int, stream: int, text: str) -> None:
+        self.write_at(rank, stream, text, time.time())
+
+    def write_at(self, rank: int, stream: int, text: str, at: float) -> None:
         key = (rank, stream)
         if "\r" not in text and not self._bars.live(key):
-            self._add(rank, stream, text)
+            self._add(rank, stream, text, at)
             return
         for kind, piece in self._bars.split(key, text):
             if kind == "text":
-                self._add(rank, stream, piece)
+                self._add(rank, stream, piece, at)
                 continue
             bar = self._bar.get(key)
             if bar is None:
                 if self._open[stream] == rank:
-                    self._add(rank, stream, "\n")  # the bar starts on a line of its own
+                    self._add(rank, stream, "\n", at)  # the bar starts on a line of its own
                 self.publish()  # what came before the bar shows before it
                 self._bar_count += 1
                 bar = self._bar[key] = Bar(rank, stream, self._bar_count)
@@ -97,12 +119,12 @@ class TextSink:
             if bar.shown is None or bar.ended:
                 self._show_due(force=True, only=bar)  # a bar's first and last states, at once
 
-    def _add(self, rank: int, stream: int, text: str) -> None:
-        self._batch[stream].append((rank, text))
+    def _add(self, rank: int, stream: int, text: str, at: float) -> None:
+        self._batch[stream].append((rank, text, at))
         self._pending += len(text) + 8 * (text.count("\n") + 1)  # with "[rank] " prefixes
 
     def display(self, rank: int, bundle: Display) -> None:
-        self._batch[bundle.stream].append((rank, bundle))
+        self._batch[bundle.stream].append((rank, bundle, bundle.at))
 
     def publish(self) -> None:
         if self._eliding and self._budget is not None and self._budget.recovered():
@@ -110,7 +132,7 @@ class TextSink:
         out: dict[int, list[Part]]
         if not self._eliding and (self._budget is None or self._budget.take(self._pending)):
             out = {
-                stream: [part for rank, entry in batch for part in self._format_entry(rank, stream, entry)]
+                stream: [part for rank, entry, at in batch for part in self._format_entry(rank, stream, entry, at)]
                 for stream, batch in self._batch.items()
             }
         else:
@@ -119,7 +141,7 @@ class TextSink:
             for stream, notes in self._notes_if_due().items():
                 out[stream].extend(notes)
             for stream, rank, bundle in bundles:
-                out[stream].extend(self._format_entry(rank, stream, bundle))
+                out[stream].extend(self._format_entry(rank, stream, bundle, None))
         self._clear()
         self._emit_all(out)
         self._show_due()
@@ -155,7 +177,6 @@ class TextSink:
             lines = bundle.text.splitlines() or [""]
             self._emit(STREAM_NAMES[bundle.stream], "".join(f"[{rank}] {line}\n" for line in lines))
 
-
     # --- progress bars -----------------------------------------------------------------------
     redraw_interval = BAR_INTERVAL
 
@@ -181,21 +202,28 @@ class TextSink:
         self._emit(STREAM_NAMES[bar.stream], self._format(bar.rank, bar.stream, bar.state + "\n"))
 
     # --- formatting --------------------------------------------------------------------------
-    def _format_entry(self, rank: int, stream: int, entry: Entry) -> list[Part]:
+    def _format_entry(self, rank: int, stream: int, entry: Entry, at: float | None) -> list[Part]:
         if isinstance(entry, str):
-            return [self._format(rank, stream, entry)]
+            return [self._format(rank, stream, entry, at)]
         if entry.update:
             return [(rank, entry)]  # it replaces a bundle shown earlier, in place
         parts: list[Part] = []
         if self._open[stream] is not None:
             parts.append("\n")
             self._open[stream] = None
-        parts.append(f"[{rank}] {'Out' if entry.kind == 'result' else 'display'}:\n")
+        parts.append(f"{self._prefix(rank, at)}{'Out' if entry.kind == 'result' else 'display'}:\n")
         parts.append((rank, entry))
         return parts
-    def _format(self, rank: int, stream: int, text: str) -> str:
-        """``text`` with each line prefixed by the rank; ranks never share a line."""
-        prefix = f"[{rank}] "
+
+    def _prefix(self, rank: int, at: float | None) -> str:
+        if self._stamps is None or at is None:
+            return f"[{rank}] "
+        return f"[{rank} {stamp(at, self._stamps, self._started)}] "
+
+    def _format(self, rank: int, stream: int, text: str, at: float | None = None) -> str:
+        """``text`` with each line prefixed by the rank (and ``at``, with timestamps on);
+        ranks never share a line."""
+        prefix = self._prefix(rank, at)
         open_rank = self._open[stream]
         lead = "\n" if open_rank is not None and open_rank != rank else ""
         if text.endswith("\n"):
@@ -234,7 +262,7 @@ class TextSink:
             self._last_note = self._clock()
         bundles = []
         for stream, batch in self._batch.items():
-            for rank, entry in batch:
+            for rank, entry, _ in batch:
                 if not isinstance(entry, str):
                     bundles.append((stream, rank, entry))
                     continue
@@ -298,8 +326,8 @@ class TextSink:
 class StdioTextSink(TextSink):
     """Publishes to this process's stdout/stderr (plain Python, terminal IPython)."""
 
-    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
-        super().__init__()
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, timestamps: str | None = None) -> None:
+        super().__init__(timestamps=timestamps)
         self._streams = {"stdout": out or sys.stdout, "stderr": err or sys.stderr}
 
     def _emit(self, name: str, text: str) -> None:
@@ -317,9 +345,10 @@ class IOPubTextSink(TextSink):
         parent: dict[str, Any],
         log_paths: dict[int, list[str]] | None = None,
         budget: TextBudget | None = TEXT_BUDGET,
+        timestamps: str | None = None,
     ) -> None:
         # The budget keeps a server between the kernel and the browser from dropping output.
-        super().__init__(budget, log_paths)
+        super().__init__(budget, log_paths, timestamps)
         self._session = kernel.session
         self._socket = kernel.iopub_socket
         self.parent = parent

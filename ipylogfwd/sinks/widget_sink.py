@@ -41,6 +41,12 @@ from .widgets import ProcsPanel, ProcWidget
 VIEW_GRACE = 2.0
 
 
+def _wire(chunk: list[Any]) -> view_messages.Chunk:
+    """A tail's chunk as a message carries it: (stream or DISPLAY, text or bundle, when the
+    kernel read it, to the millisecond)."""
+    return (chunk[0], chunk[1], round(chunk[2], 3))
+
+
 class WidgetSink:
     """One cell's proc widgets. Every method runs on the dispatcher thread, except
     ``update_status`` (the status thread: it only sets widget traits), ``render_wait`` (the
@@ -57,6 +63,8 @@ class WidgetSink:
         max_lines: int = DEFAULT_MAX_LINES,
         display: Callable[[Any], None] | None = None,
         budget: MessageBudget = BUDGET,
+        started: float = 0.0,
+        timestamps: str = "off",
     ) -> None:
         self.hub = hub
         self.max_lines = max_lines
@@ -80,7 +88,7 @@ class WidgetSink:
         self._replays: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._request_publish: Callable[[], None] | None = None
         self._pending_chars = 0
-        self.panel = ProcsPanel([self.widgets[r] for r in ranks])
+        self.panel = ProcsPanel([self.widgets[r] for r in ranks], started=started or time.time(), timestamps=timestamps)
         self._closed = False
         hub.watch([str(w.model_id) for w in self.widgets.values()], self._on_hello)
         if display is None:
@@ -107,15 +115,18 @@ class WidgetSink:
         self._request_publish = request_publish
 
     def write(self, rank: int, stream: int, text: str) -> None:
+        self.write_at(rank, stream, text, time.time())
+
+    def write_at(self, rank: int, stream: int, text: str, at: float) -> None:
         newlines = text.count("\n")
-        self._pending[rank].add(stream, text, newlines)
+        self._pending[rank].add(stream, text, newlines, at)
         self.counts[rank][stream] += newlines
         self._pending_chars += len(text)
 
     def display(self, rank: int, bundle: Display) -> None:
         kind: Literal["display", "result"] = "result" if bundle.kind == "result" else "display"
         piece = view_messages.display_data(kind, bundle.data, bundle.metadata, bundle.display_id, bundle.update)
-        self._pending[rank].add_display(dict(piece), bundle.size)
+        self._pending[rank].add_display(dict(piece), bundle.size, bundle.at)
         self._pending_chars += bundle.size
 
     def publish(self) -> None:
@@ -196,17 +207,17 @@ class WidgetSink:
         backlog.dropped += dropped
         for chunk in chunks:
             if chunk[0] == view_messages.DISPLAY:
-                backlog.add_display(chunk[1], chunk[2], keep_orphan_update=False)
+                backlog.add_display(chunk[1], chunk[3], chunk[2], keep_orphan_update=False)
             else:
-                backlog.add(chunk[0], chunk[1], chunk[1].count("\n"))
+                backlog.add(chunk[0], chunk[1], chunk[1].count("\n"), chunk[2])
         backlog.trim()
         self._seq[rank] += 1
-        self.widgets[rank].send(view_messages.lines(self._seq[rank], dropped, [(c[0], c[1]) for c in chunks]))
+        self.widgets[rank].send(view_messages.lines(self._seq[rank], dropped, [_wire(c) for c in chunks]))
 
     def _send_replay(self, rank: int) -> None:
         backlog = self._backlog[rank]
         self._seq[rank] += 1
-        chunks = [(c[0], c[1]) for c in backlog.chunks]
+        chunks = [_wire(c) for c in backlog.chunks]
         self.widgets[rank].send(view_messages.replay(self._seq[rank], backlog.dropped, chunks))
 
     def _on_hello(self, model_id: str, seq: int) -> None:

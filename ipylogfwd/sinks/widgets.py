@@ -1,4 +1,5 @@
-"""The proc widgets: one ``ProcWidget`` per proc per cell, laid out in a ``ProcsPanel``.
+"""The proc widgets: one ``ProcWidget`` per proc per cell, laid out in a ``ProcsPanel``
+(which also shows them merged: lines several ranks printed, once).
 
 Synced traits carry only small state (the header: rank, pid, state, counts, last heard, log
 paths). Lines never travel as a trait: the widget sink sends them as coalesced custom
@@ -55,21 +56,50 @@ class ProcWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
         return bundle
 
 
-class ProcsPanel(ipywidgets.VBox):  # type: ignore[misc]
-    """The procs of one cell, laid out together."""
+MERGED_AT = 8
+"""A panel of at least this many procs shows the merged view first."""
 
-    def __init__(self, procs: list[ProcWidget], **kwargs: Any) -> None:
-        super().__init__(children=procs, **kwargs)
+VIEW_MODES = ("merged", "procs")
+TIME_MODES = ("off", "absolute", "relative")
+
+
+class ProcsPanel(ipywidgets.DOMWidget):  # type: ignore[misc]
+    """The procs of one cell, laid out together: their widgets, and a merged view of their
+    lines (lines several ranks printed shown once, with their ranks), a toolbar (search,
+    filters, timestamps), and a header for the whole group. The merged view, the header and
+    the filters are computed in the page from the children's models: the panel sends no
+    messages of its own."""
+
+    _model_name = traitlets.Unicode("PanelModel").tag(sync=True)
+    _model_module = traitlets.Unicode(view_messages.MODULE_NAME).tag(sync=True)
+    _model_module_version = traitlets.Unicode(view_messages.MODULE_VERSION).tag(sync=True)
+    _view_name = traitlets.Unicode("PanelView").tag(sync=True)
+    _view_module = traitlets.Unicode(view_messages.MODULE_NAME).tag(sync=True)
+    _view_module_version = traitlets.Unicode(view_messages.MODULE_VERSION).tag(sync=True)
+
+    protocol = traitlets.Int(view_messages.VIEW_PROTOCOL_VERSION).tag(sync=True)
+    children = traitlets.List(traitlets.Instance(ProcWidget)).tag(sync=True, **ipywidgets.widget_serialization)
+    #: when the cell started (seconds since the epoch): relative timestamps count from it
+    started = traitlets.Float(0.0).tag(sync=True)
+    #: what the panel shows: "merged" (the merged view) or "procs" (one widget per proc);
+    #: the view's toggle sets it
+    mode = traitlets.Enum(VIEW_MODES, "procs").tag(sync=True)
+    #: timestamps on each line: "off", "absolute" (the time of day) or "relative" (since the
+    #: cell started); the view's toggle sets it
+    timestamps = traitlets.Enum(TIME_MODES, "off").tag(sync=True)
+
+    def __init__(
+        self, procs: list[ProcWidget], *, started: float = 0.0, timestamps: str = "off", **kwargs: Any
+    ) -> None:
+        mode = "merged" if len(procs) >= MERGED_AT else "procs"
+        super().__init__(children=procs, started=started, mode=mode, timestamps=timestamps, **kwargs)
         self.add_class("ipylogfwd-panel")
-        if len(procs) > 8:
-            self.add_class("ipylogfwd-panel-many")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = super()._repr_mimebundle_(**kwargs)
         if isinstance(bundle, dict):
             bundle["text/plain"] = (
-                f"ProcsPanel({len(self.children)} procs; without the ipylogfwd frontend, "
-                "output is shown as text)"
+                f"ProcsPanel({len(self.children)} procs; without the ipylogfwd frontend, output is shown as text)"
             )
         return bundle
 

@@ -4,7 +4,9 @@
 Kernel -> view, as custom messages on each ``ProcWidget``'s own comm, in order:
 
 * ``lines``   output for the view to append, in order: chunks of text per stream, coalesced,
-              and display bundles (a chunk ``[DISPLAY, DisplayData]``: the view renders it
+              each with the time the kernel read it (``[stream, text, at]``: the lines that
+              start in it show ``at``), and display bundles (a chunk
+              ``[DISPLAY, DisplayData, at]``: the view renders it
               with JupyterLab's rendermime, untrusted, in its place among the lines; an
               ``update`` re-renders the bundle of its ``display_id`` where it is); ``dropped``
               lines that were not sent (the view's "N earlier lines not shown" grows by it);
@@ -14,7 +16,11 @@ Kernel -> view, as custom messages on each ``ProcWidget``'s own comm, in order:
               ``seq + 1``.
 
 Every message carries ``seq``, the widget's message counter, so a model that replays can
-ignore what it already has.
+ignore what it already has. Times (``at``) are seconds since the epoch, to the millisecond.
+
+Version 3 added ``at`` to every chunk (timestamps), and the ``ProcsPanel`` widget (its
+children are the cell's ``ProcWidget`` models; its views merge their lines in the page, see
+``labextension/src/merge.ts``), which has no messages of its own.
 
 View -> kernel, on the acknowledgement channel (a comm of target ``ACK_TARGET`` opened by
 the frontend, or a ``CONTROL_MSG_TYPE`` message on the control channel, whichever the view
@@ -29,7 +35,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
-VIEW_PROTOCOL_VERSION = 2
+VIEW_PROTOCOL_VERSION = 3
 ACK_TARGET = "ipylogfwd.acks"
 CONTROL_MSG_TYPE = "ipylogfwd_ack"
 MODULE_NAME = "ipylogfwd"
@@ -50,8 +56,9 @@ class DisplayData(TypedDict):
     update: bool
 
 
-Chunk = tuple[int, str | DisplayData]
-"""(1 stdout / 2 stderr, text: may end without "\n"), or (DISPLAY, bundle)."""
+Chunk = tuple[int, str | DisplayData, float]
+"""(1 stdout / 2 stderr, text: may end without "\n", at), or (DISPLAY, bundle, at); ``at`` is
+when the kernel read it (``time.time()``)."""
 
 
 class Lines(TypedDict):
@@ -59,7 +66,7 @@ class Lines(TypedDict):
     type: Literal["lines"]
     seq: int
     dropped: int
-    chunks: list[list[Any]]  # [[stream, text], ...]
+    chunks: list[list[Any]]  # [[stream, text, at], [DISPLAY, bundle, at], ...]
 
 
 class BarrierMsg(TypedDict):

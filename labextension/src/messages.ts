@@ -4,17 +4,22 @@
  * interface one field per line, `name: type;`).
  *
  * Kernel -> view, as custom messages on each ProcWidget's own comm, in order:
- * `lines` (output to append, in order: text per stream, and display bundles as chunks
- * `[DISPLAY, DisplayData]`; `dropped` lines that were never sent), `barrier`
+ * `lines` (output to append, in order: text per stream, `[stream, text, at]`, and display
+ * bundles, `[DISPLAY, DisplayData, at]`, each with `at`, when the kernel read it in seconds
+ * since the epoch; `dropped` lines that were never sent), `barrier`
  * (ack `version` once everything before it is in the DOM), `replay` (the kernel's bounded
  * backlog: replace what is shown, continue after its `seq`).
  *
  * View -> kernel, on the acknowledgement channel (see acks.ts): `hello`, `ack`, `bye`.
+ *
+ * The panel of a cell's procs (`ProcsPanel`, `PanelModel` here) has no messages: its views
+ * merge and filter its children's lines in the page. Its traits' values are below
+ * (`PANEL_MODES`, `TIME_MODES`, `MERGED_AT`), checked against the kernel's too.
  */
 
 import type { ReadonlyJSONObject } from '@lumino/coreutils';
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 export const ACK_TARGET = 'ipylogfwd.acks';
 export const CONTROL_MSG_TYPE = 'ipylogfwd_ack';
 
@@ -26,8 +31,20 @@ export const STDERR: Stream = 2;
 /** The first element of a chunk that carries a display bundle instead of text. */
 export const DISPLAY = 0;
 
-/** [stream, text]; the text may end without "\n" (a partial line, continued later). */
-export type Chunk = [Stream, string];
+/** What a panel shows: the merged view, or one widget per proc (`ProcsPanel.mode`). */
+export const PANEL_MODES = ['merged', 'procs'] as const;
+export type PanelMode = (typeof PANEL_MODES)[number];
+/** How lines show when the kernel read them (`ProcsPanel.timestamps`). */
+export const TIME_MODES = ['off', 'absolute', 'relative'] as const;
+export type TimeMode = (typeof TIME_MODES)[number];
+/** A panel of at least this many procs starts with the merged view. */
+export const MERGED_AT = 8;
+
+/**
+ * [stream, text, at]; the text may end without "\n" (a partial line, continued later); `at`
+ * is when the kernel read it (seconds since the epoch): the lines that start in it show it.
+ */
+export type Chunk = [Stream, string, number];
 
 /**
  * A proc's mime bundle (`display()`, or the rich form of a cell's last expression): rendered
@@ -42,8 +59,8 @@ export interface DisplayData {
   update: boolean;
 }
 
-/** A display bundle in its place among the text chunks. */
-export type DisplayChunk = [typeof DISPLAY, DisplayData];
+/** A display bundle in its place among the text chunks, and when the kernel read it. */
+export type DisplayChunk = [typeof DISPLAY, DisplayData, number];
 
 /** What `lines` and `replay` carry, in order. */
 export type Piece = Chunk | DisplayChunk;
@@ -122,8 +139,14 @@ export function isStream(value: unknown): value is Stream {
   return value === STDOUT || value === STDERR;
 }
 
+function isTime(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
+}
+
 export function isChunk(value: unknown): value is Chunk {
-  return Array.isArray(value) && value.length === 2 && isStream(value[0]) && typeof value[1] === 'string';
+  return (
+    Array.isArray(value) && value.length === 3 && isStream(value[0]) && typeof value[1] === 'string' && isTime(value[2])
+  );
 }
 
 export function isDisplayData(value: unknown): value is DisplayData {
@@ -139,7 +162,9 @@ export function isDisplayData(value: unknown): value is DisplayData {
 }
 
 export function isDisplayChunk(value: unknown): value is DisplayChunk {
-  return Array.isArray(value) && value.length === 2 && value[0] === DISPLAY && isDisplayData(value[1]);
+  return (
+    Array.isArray(value) && value.length === 3 && value[0] === DISPLAY && isDisplayData(value[1]) && isTime(value[2])
+  );
 }
 
 function isChunks(value: unknown): value is Piece[] {

@@ -7,7 +7,8 @@
  * between); `\r` moves back to the start of the line and later text overwrites it
  * character by character ("\r\n" is a plain line end, so a tqdm bar ends as one line); `\b`
  * moves back one character. A line longer than MAX_LINE_CHARS is wrapped into a new line
- * (keeps each update bounded).
+ * (keeps each update bounded). A line written again after a `\r` or `\b` is `redrawn` (a
+ * progress bar). Each line keeps `t`, when the kernel read the chunk it started in.
  *
  * A display bundle is a line of its own (`display`), in its place among stdout's lines: it ends
  * stdout's open line, and stdout text after it starts a new line. An update of a bundle the
@@ -37,10 +38,14 @@ export class StoredLine {
   /** A display bundle instead of text (never open), and its size in characters. */
   display: DisplayData | null = null;
   displaySize = 0;
+  /** Written again in place after a `\r` or `\b`: a progress bar (or a spinner). */
+  redrawn = false;
 
   constructor(
     readonly id: number,
-    readonly stream: Stream
+    readonly stream: Stream,
+    /** When the kernel read the chunk this line started in (seconds since the epoch). */
+    readonly t: number
   ) {}
 
   get text(): string {
@@ -121,6 +126,8 @@ class StreamWriter implements TextSink {
   readonly decoder = new AnsiDecoder();
   line: StoredLine | null = null;
   col = 0;
+  /** A `\r` or `\b` moved back since the line's last write: the next write redraws it. */
+  back = false;
 
   constructor(
     private readonly store: LineStore,
@@ -142,6 +149,10 @@ class StreamWriter implements TextSink {
       const part = rest.length <= room ? rest : rest.slice(0, room);
       rest = rest.length <= room ? '' : rest.slice(room);
       this.line.writeAt(this.col, part, style);
+      if (this.back) {
+        this.line.redrawn = true;
+        this.back = false;
+      }
       this.col += part.length;
       this.store.touched(this.line);
     }
@@ -156,11 +167,13 @@ class StreamWriter implements TextSink {
 
   carriageReturn(): void {
     this.col = 0;
+    this.back = true;
   }
 
   backspace(): void {
     if (this.col > 0) {
       this.col--;
+      this.back = true;
     }
   }
 
@@ -171,12 +184,14 @@ class StreamWriter implements TextSink {
     }
     this.line = null;
     this.col = 0;
+    this.back = false;
   }
 
   reset(): void {
     this.decoder.reset();
     this.line = null;
     this.col = 0;
+    this.back = false;
   }
 }
 
@@ -196,6 +211,8 @@ export class LineStore {
   private displays = 0;
   private displayChars = 0;
   private readonly maxDisplayChars: number;
+  /** When the chunk being applied was read: new lines start with it. */
+  private chunkTime = 0;
   // Per batch:
   private firstNewId = 1;
   private oldLeft = 0;
@@ -259,6 +276,7 @@ export class LineStore {
     this.changed.clear();
     this.dropped += Math.max(0, dropped);
     for (const chunk of chunks) {
+      this.chunkTime = chunk[2];
       if (chunk[0] === DISPLAY) {
         this.addDisplay(chunk[1]);
         continue;
@@ -344,7 +362,7 @@ export class LineStore {
   // --- for StreamWriter -------------------------------------------------------------------
 
   newLine(stream: Stream): StoredLine {
-    const line = new StoredLine(this.nextId++, stream);
+    const line = new StoredLine(this.nextId++, stream, this.chunkTime);
     this.lines.push(line);
     while (this.size > this.max) {
       this.evictOne();

@@ -222,7 +222,7 @@ function lines(from: number, to: number): Chunk[] {
   for (let i = from; i < to; i++) {
     out.push(`line ${i}\n`);
   }
-  return [[1, out.join('')]];
+  return [[1, out.join(''), 0]];
 }
 
 test('a step appends the next lines and the mirror knows when it shows the whole store', () => {
@@ -255,9 +255,9 @@ test('lines evicted before their turn are never shown; the DOM starts where the 
 test('open lines that change are re-rendered only when shown', () => {
   const store = new LineStore(10);
   const view = new FakeView(store, new Mirror(store));
-  store.apply([[1, 'a\npart']], 0);
+  store.apply([[1, 'a\npart', 0]], 0);
   view.step(10);
-  const delta = store.apply([[1, 'ial\nnext']], 0);
+  const delta = store.apply([[1, 'ial\nnext', 0]], 0);
   view.mirror.changed(delta.changed);
   const start = view.mirror.begin();
   assert.deepEqual(
@@ -308,9 +308,9 @@ test('a barrier whose lines were all evicted is acked once the DOM catches up wi
 test('a partial line changed before a barrier is re-rendered before the ack', () => {
   const store = new LineStore(10);
   const view = new FakeView(store, new Mirror(store));
-  store.apply([[1, 'progress 1']], 0);
+  store.apply([[1, 'progress 1', 0]], 0);
   view.step(10);
-  const delta = store.apply([[1, '\rprogress 2']], 0);
+  const delta = store.apply([[1, '\rprogress 2', 0]], 0);
   view.mirror.changed(delta.changed);
   view.barrier(7);
   assert.deepEqual(view.acks, [], 'held: the change is not in the DOM yet');

@@ -81,8 +81,8 @@ test('other escape sequences are stripped, also when split across chunks', () =>
 
 test('partial lines continue in place; streams interleave in arrival order', () => {
   const store = new LineStore(100);
-  store.apply([[1, 'hello '], [2, 'err\n']], 0);
-  const d = store.apply([[1, 'world\n'], [1, 'next']], 0);
+  store.apply([[1, 'hello ', 0], [2, 'err\n', 0]], 0);
+  const d = store.apply([[1, 'world\n', 0], [1, 'next', 0]], 0);
   assert.deepEqual(lineTexts(store), ['hello world', 'err', 'next']);
   assert.deepEqual(streams(store), [1, 2, 1]);
   assert.equal(d.removed, 0);
@@ -100,16 +100,16 @@ test('partial lines continue in place; streams interleave in arrival order', () 
 
 test('\\r overwrites from the start of the line; \\r\\n is a line end', () => {
   const store = new LineStore(100);
-  store.apply([[1, ' 10% |#     |\r']], 0);
-  store.apply([[1, ' 50% |###   |\r'], [1, '100% |######|\r\n'], [1, 'abcdef\rXY\n']], 0);
+  store.apply([[1, ' 10% |#     |\r', 0]], 0);
+  store.apply([[1, ' 50% |###   |\r', 0], [1, '100% |######|\r\n', 0], [1, 'abcdef\rXY\n', 0]], 0);
   assert.deepEqual(lineTexts(store), ['100% |######|', 'XYcdef']);
-  store.apply([[1, 'ab\bX\n']], 0);
+  store.apply([[1, 'ab\bX\n', 0]], 0);
   assert.deepEqual(lineTexts(store).slice(-1), ['aX']);
 });
 
 test('overwriting keeps styles of what is not overwritten', () => {
   const store = new LineStore(100);
-  store.apply([[1, '\x1b[31mred\x1b[0m plain\rX\n']], 0);
+  store.apply([[1, '\x1b[31mred\x1b[0m plain\rX\n', 0]], 0);
   const line: StoredLine = store.all()[0];
   assert.equal(line.text, 'Xed plain');
   assert.deepEqual(
@@ -124,8 +124,8 @@ test('overwriting keeps styles of what is not overwritten', () => {
 
 test('bounded: evicts from the front, counts hidden lines, reports O(batch) deltas', () => {
   const store = new LineStore(3);
-  store.apply([[1, 'a\nb\n']], 0);
-  let d = store.apply([[1, 'c\nd\n']], 0);
+  store.apply([[1, 'a\nb\n', 0]], 0);
+  let d = store.apply([[1, 'c\nd\n', 0]], 0);
   assert.deepEqual(lineTexts(store), ['b', 'c', 'd']);
   assert.equal(d.removed, 1);
   assert.deepEqual(
@@ -134,7 +134,7 @@ test('bounded: evicts from the front, counts hidden lines, reports O(batch) delt
   );
   assert.equal(store.hidden, 1);
   const many = Array.from({ length: 1000 }, (_, i) => `l${i}\n`).join('');
-  d = store.apply([[2, many]], 5);
+  d = store.apply([[2, many, 0]], 5);
   assert.equal(d.removed, 3);
   assert.deepEqual(
     d.added.map(l => l.text),
@@ -147,16 +147,16 @@ test('bounded: evicts from the front, counts hidden lines, reports O(batch) delt
 
 test('an evicted open line: its continuation starts a new line', () => {
   const store = new LineStore(2);
-  store.apply([[1, 'partial'], [2, 'e1\ne2\n']], 0);
+  store.apply([[1, 'partial', 0], [2, 'e1\ne2\n', 0]], 0);
   assert.deepEqual(lineTexts(store), ['e1', 'e2']);
-  store.apply([[1, ' rest\n']], 0);
+  store.apply([[1, ' rest\n', 0]], 0);
   assert.deepEqual(lineTexts(store), ['e2', ' rest']);
 });
 
 test('replace resets lines, counts and decoder state', () => {
   const store = new LineStore(10);
-  store.apply([[1, '\x1b[31mold'], [2, 'x\n']], 7);
-  store.replace([[1, 'new\n']], 3);
+  store.apply([[1, '\x1b[31mold', 0], [2, 'x\n', 0]], 7);
+  store.replace([[1, 'new\n', 0]], 3);
   assert.deepEqual(lineTexts(store), ['new']);
   assert.equal(store.all()[0].runs[0].style, PLAIN);
   assert.equal(store.hidden, 3);
@@ -164,7 +164,7 @@ test('replace resets lines, counts and decoder state', () => {
 
 test('very long lines are wrapped', () => {
   const store = new LineStore(10);
-  store.apply([[1, 'x'.repeat(MAX_LINE_CHARS + 5) + '\n']], 0);
+  store.apply([[1, 'x'.repeat(MAX_LINE_CHARS + 5) + '\n', 0]], 0);
   assert.deepEqual(
     store.all().map(l => l.length),
     [MAX_LINE_CHARS, 5]
@@ -173,19 +173,20 @@ test('very long lines are wrapped', () => {
 
 test('blank lines are lines', () => {
   const store = new LineStore(10);
-  store.apply([[1, 'a\n\n\nb\n']], 0);
+  store.apply([[1, 'a\n\n\nb\n', 0]], 0);
   assert.deepEqual(lineTexts(store), ['a', '', '', 'b']);
 });
 
 test('parseToView accepts the protocol and reports the rest', () => {
-  const chunks: Chunk[] = [[1, 'x']];
+  const chunks: Chunk[] = [[1, 'x', 0]];
   assert.ok(parseToView({ protocol: PROTOCOL_VERSION, type: 'lines', seq: 1, dropped: 0, chunks }).ok);
   assert.ok(parseToView({ protocol: PROTOCOL_VERSION, type: 'barrier', seq: 2, version: 3 }).ok);
   assert.ok(parseToView({ protocol: PROTOCOL_VERSION, type: 'replay', seq: 2, dropped: 0, chunks: [] }).ok);
   const bad = [
     parseToView({ protocol: PROTOCOL_VERSION - 1, type: 'lines', seq: 1, dropped: 0, chunks }),
     parseToView({ protocol: PROTOCOL_VERSION, type: 'paint', seq: 1 }),
-    parseToView({ protocol: PROTOCOL_VERSION, type: 'lines', seq: 1, dropped: 0, chunks: [[3, 'x']] }),
+    parseToView({ protocol: PROTOCOL_VERSION, type: 'lines', seq: 1, dropped: 0, chunks: [[3, 'x', 0]] }),
+    parseToView({ protocol: PROTOCOL_VERSION, type: 'lines', seq: 1, dropped: 0, chunks: [[1, 'no time']] }),
     parseToView('lines')
   ];
   for (const p of bad) {
@@ -193,4 +194,35 @@ test('parseToView accepts the protocol and reports the rest', () => {
   }
   const unknown = parseToView({ protocol: PROTOCOL_VERSION, type: 'paint', seq: 1 });
   assert.ok(!unknown.ok && unknown.error.includes('unknown message type "paint"'));
+});
+
+test('each line keeps when the chunk it started in was read; a continued line keeps its start', () => {
+  const store = new LineStore(10);
+  store.apply([[1, 'a\npar', 100.5], [2, 'e\n', 100.75]], 0);
+  store.apply([[1, 'tial\nb\n', 101]], 0);
+  assert.deepEqual(
+    store.all().map(l => [l.text, l.t]),
+    [
+      ['a', 100.5],
+      ['partial', 100.5],
+      ['e', 100.75],
+      ['b', 101]
+    ]
+  );
+});
+
+test('a line written again after \\r or \\b is redrawn (a progress bar); "\\r\\n" is a plain end', () => {
+  const store = new LineStore(10);
+  store.apply([[1, '\r 10%|#', 0]], 0);
+  assert.equal(store.all()[0].redrawn, true, 'a bar that starts with \\r');
+  store.apply([[1, 'plain\r\n', 0], [2, 'spin|\b/', 0], [2, '\nfine\n', 0], [1, 'x\rY\n', 0]], 0);
+  assert.deepEqual(
+    store.all().map(l => [l.text, l.redrawn]),
+    [
+      [' 10%|#plain', true],
+      ['spin/', true],
+      ['fine', false],
+      ['Y', true]
+    ]
+  );
 });
