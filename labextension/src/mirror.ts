@@ -23,18 +23,35 @@
  * once its DOM shows all of that (lines evicted meanwhile need not be shown): at once if the
  * DOM shows the whole store, otherwise after the step that appends the barrier's last line
  * and prepends the last skipped line. "Rendered" means in the DOM, not counted in a notice.
+ *
+ * The same bookkeeping serves the merged view (merged.ts), whose rows have consecutive ids
+ * too (merge.ts): a Mirror works on anything with ids `firstId..lastId` that leave from the
+ * front (`MirrorSource`).
  */
 
-import { LineStore, StoredLine } from './store';
+import { StoredLine } from './store';
+
+/** What a Mirror shows: a line, a row. */
+export interface Mirrored {
+  readonly id: number;
+  readonly evicted: boolean;
+}
+
+/** Items with consecutive ids `firstId..lastId`; they leave from the front only. */
+export interface MirrorSource<L extends Mirrored> {
+  readonly firstId: number;
+  readonly lastId: number;
+  range(from: number, to: number): L[];
+}
 
 /** What a step must do before appending. */
-export interface StepStart {
+export interface StepStart<L extends Mirrored = StoredLine> {
   /** Remove every line from the DOM first (the store was replaced). */
   readonly clear: boolean;
   /** Then remove this many lines from the front. */
   readonly remove: number;
   /** Then re-render these open lines in place (all in the DOM). */
-  readonly changed: readonly StoredLine[];
+  readonly changed: readonly L[];
 }
 
 /** A view with more lines than this to append jumps to the newest lines. */
@@ -48,11 +65,11 @@ interface HeldBarrier {
   upTo: number;
 }
 
-export class Mirror {
+export class Mirror<L extends Mirrored = StoredLine> {
   private firstShown: number;
   private lastShown: number;
   private needsClear = true;
-  private readonly changedLines = new Set<StoredLine>();
+  private readonly changedLines = new Set<L>();
   private held: HeldBarrier[] = [];
   /**
    * Whether the view may jump ahead: not while the user reads older output (scrolled up),
@@ -61,7 +78,7 @@ export class Mirror {
   mayJump = true;
 
   constructor(
-    private readonly store: LineStore,
+    private readonly store: MirrorSource<L>,
     private readonly jumpBehind: number = JUMP_BEHIND,
     private readonly jumpKeep: number = JUMP_KEEP
   ) {
@@ -107,7 +124,7 @@ export class Mirror {
   }
 
   /** Lines of the store were continued or overwritten in place. */
-  changed(lines: readonly StoredLine[]): void {
+  changed(lines: readonly L[]): void {
     for (const line of lines) {
       if (line.id <= this.lastShown) {
         this.changedLines.add(line);
@@ -139,10 +156,19 @@ export class Mirror {
   }
 
   /**
+   * Whether the DOM shows every item of the store up to id `upTo` (those evicted meanwhile
+   * aside): nothing skipped before it, nothing to clear, and it reaches `upTo`. Changes in
+   * place are rendered at the start of the step that asks (`begin`).
+   */
+  covers(upTo: number): boolean {
+    return !this.needsClear && this.skipped === 0 && (this.lastShown >= upTo || upTo < this.store.firstId);
+  }
+
+  /**
    * Start a step: what to remove and re-render; the DOM's range is updated for it. A view
    * too far behind jumps here (the step clears the DOM).
    */
-  begin(): StepStart {
+  begin(): StepStart<L> {
     const storeFirst = this.store.firstId;
     let clear = false;
     let remove = 0;
@@ -164,7 +190,7 @@ export class Mirror {
         this.lastShown = storeFirst - 1;
       }
     }
-    const changed: StoredLine[] = [];
+    const changed: L[] = [];
     for (const line of this.changedLines) {
       if (!line.evicted && line.id >= this.firstShown && line.id <= this.lastShown) {
         changed.push(line);
@@ -175,7 +201,7 @@ export class Mirror {
   }
 
   /** The next lines to append, at most `max`, oldest first. */
-  next(max: number): StoredLine[] {
+  next(max: number): L[] {
     return this.store.range(this.lastShown + 1, Math.min(this.store.lastId, this.lastShown + max));
   }
 
@@ -188,7 +214,7 @@ export class Mirror {
    * The skipped lines just before the DOM's first one, at most `max`, oldest first: what
    * to prepend next. None until the DOM's tail is current (the newest output goes first).
    */
-  backfill(max: number): StoredLine[] {
+  backfill(max: number): L[] {
     if (!this.current || this.skipped === 0) {
       return [];
     }

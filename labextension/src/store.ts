@@ -160,7 +160,7 @@ class StreamWriter implements TextSink {
 
   newline(): void {
     if (this.line === null) {
-      this.store.newLine(this.stream);
+      this.line = this.store.newLine(this.stream); // an empty line, closed at once
     }
     this.close();
   }
@@ -261,6 +261,12 @@ export class LineStore {
     const start = this.head + Math.max(0, from - first);
     const end = this.head + Math.min(this.size, to - first + 1);
     return start < end ? this.lines.slice(start, end) : [];
+  }
+
+  /** The stored line with id `id`, if the store holds it. */
+  get(id: number): StoredLine | undefined {
+    const index = this.head + (id - this.firstId);
+    return index >= this.head && index < this.lines.length ? this.lines[index] : undefined;
   }
 
   /** Bundle characters held. */

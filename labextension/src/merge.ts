@@ -1,0 +1,601 @@
+/**
+ * The merged view's model: every proc's lines, read from their line stores (store.ts), as
+ * rows in which what several ranks printed appears once, with their ranks, and what differs
+ * stays apart. Pure: no DOM (merged.ts renders it).
+ *
+ * A line joins a row of the same stream and text that another rank made, if that row is
+ * within the last `window` rows and comes after the rank's own latest row of that stream;
+ * each rank's lines thus stay in their order on each stream (the order ipylogfwd keeps: per
+ * proc and per stream). A rank that is behind the others (rows of the stream exist after its
+ * latest) and prints a line no row has yet (`rank 3 step 7`) does not get a row at the end at
+ * once: the line is held until the rank's next line on that stream arrives. If that one joins a row, the held lines
+ * are placed just before it (as "prelude" rows of the row they precede: main rows keep
+ * consecutive ids, so views mirror them like lines, see mirror.ts), and ranks printing their
+ * own lines between shared ones read as one block of rows per shared line; if it does not, or
+ * after `holdMs`, or when a barrier needs it, they are placed at the end.
+ *
+ * Kinds of rows:
+ * - `line`: one text, the ranks that printed it, each rank's own copy (its time, its colours);
+ * - `block`: a traceback, whole, of one rank and stream (its lines are never merged or
+ *   interleaved with others, and the row keeps growing while the traceback goes on);
+ * - `progress`: lines redrawn with `\r` (progress bars) with the same label, one live bar per
+ *   rank (16 tqdm bars read as a table);
+ * - `display`: a rank's display bundle (its text; the proc's widget renders the bundle);
+ * - `open`: a partial line not finished yet (a row of its own until it is: then it is a
+ *   `line` others may join, or, redrawn, a `progress` row).
+ *
+ * Cost: a line is hashed once (its stream and text are the key of a Map) and compared with
+ * the few rows of that key in the window (at most MAX_KEY_ROWS): O(1) per line. Memory: the
+ * rows reference the stores' lines (texts are not copied); at most `maxRows` rows and
+ * `maxCopies` copies are kept (the oldest rows leave first), the lines of ranks not consumed
+ * before their store dropped them are counted (`skipped`).
+ */
+
+import { Stream } from './messages';
+import { RankSet } from './ranges';
+import { isTracebackStart, progressLabel, Severity, severity, TracebackPhase, tracebackStep } from './severity';
+import { LineStore, StoredLine } from './store';
+
+export type RowKind = 'line' | 'block' | 'progress' | 'display' | 'open';
+
+/** One rank's line in a row. */
+export interface Copy {
+  readonly rank: number;
+  readonly line: StoredLine;
+}
+
+export class Row {
+  /** The key other ranks' lines join it by ('' while it cannot be joined). */
+  key = '';
+  /** Rows placed just before this one (a main row's preludes), in order. */
+  before: Row[] | null = null;
+  evicted = false;
+  readonly copies: Copy[] = [];
+  readonly ranks: RankSet;
+
+  constructor(
+    /** A main row's id (consecutive); a prelude has its host's. */
+    readonly id: number,
+    /** Where the row is: main row `id` at `id`, its preludes between `id - 1` and `id`. */
+    readonly pos: number,
+    public kind: RowKind,
+    readonly stream: Stream,
+    /** The text shown (the first copy's, plain). */
+    public text: string,
+    public severity: Severity,
+    /** The main row a prelude belongs to (null for a main row). */
+    readonly host: Row | null,
+    capacity: number
+  ) {
+    this.ranks = new RankSet(capacity);
+  }
+
+  /** The main row this row is, or is shown in. */
+  get main(): Row {
+    return this.host ?? this;
+  }
+}
+
+/** How many rows of one key the window keeps for joining (the newest). */
+const MAX_KEY_ROWS = 32;
+/** Held lines of one rank at most: more are placed at once. */
+const MAX_HELD = 256;
+const STREAMS: readonly Stream[] = [1, 2];
+
+interface Traceback {
+  row: Row;
+  phase: TracebackPhase;
+  /** Blank lines after the exception line: part of it if a chained traceback follows. */
+  blanks: StoredLine[];
+}
+
+/** A rank's lines on one stream not placed yet (see the module's doc), and since when (ms). */
+class Held {
+  lines: StoredLine[] = [];
+  since = 0;
+}
+
+/** What the model knows of one rank. */
+class RankState {
+  /** The last line id of the store taken into rows. */
+  consumed: number;
+  /** Per stream: where the rank's latest line was placed (rows after it can take the next). */
+  readonly lastPos: Record<Stream, number> = { 1: -Infinity, 2: -Infinity };
+  readonly held: Record<Stream, Held> = { 1: new Held(), 2: new Held() };
+  /** Lines placed while still changing (partial lines, bars, bundles that can be updated). */
+  readonly live = new Map<number, Row>();
+  /** Tracebacks being read, per stream. */
+  readonly tracebacks = new Map<Stream, Traceback>();
+  /** Lines placed earlier that changed in place since. */
+  readonly changed = new Set<StoredLine>();
+  /** Lines the store dropped before they were taken into rows. */
+  skipped = 0;
+
+  constructor(
+    readonly rank: number,
+    readonly store: LineStore
+  ) {
+    this.consumed = store.firstId - 1;
+  }
+}
+
+export interface MergeOptions {
+  /** How many of the newest rows lines can join. */
+  readonly window: number;
+  /** Rows kept (main rows). */
+  readonly maxRows: number;
+  /** Copies kept in all rows (a line of a rank in a row is a copy). */
+  readonly maxCopies: number;
+  /** How long a lagging rank's own lines wait to be placed before a shared line (ms). */
+  readonly holdMs: number;
+}
+
+export const MERGE_DEFAULTS: MergeOptions = { window: 4096, maxRows: 5000, maxCopies: 128_000, holdMs: 300 };
+
+export class MergeModel {
+  private rows: Row[] = [];
+  private head = 0;
+  private nextId = 1;
+  private copies = 0;
+  /** Main rows evicted so far (the view says how many earlier rows are not kept). */
+  evictedRows = 0;
+  private readonly index = new Map<string, Row[]>();
+  /** Rows from this id on are in the window (joinable). */
+  private windowStart = 1;
+  private readonly states = new Map<number, RankState>();
+  private readonly changedRows = new Set<Row>();
+  /** Per stream: the position of its newest row (a rank whose latest is before it is behind). */
+  private readonly newest: Record<Stream, number> = { 1: -Infinity, 2: -Infinity };
+  readonly options: MergeOptions;
+
+  constructor(
+    private readonly capacity: number,
+    options: Partial<MergeOptions> = {}
+  ) {
+    this.options = { ...MERGE_DEFAULTS, ...options };
+  }
+
+  // --- the rows, as the view's Mirror reads them --------------------------------------------
+
+  get size(): number {
+    return this.rows.length - this.head;
+  }
+
+  get firstId(): number {
+    return this.size > 0 ? this.rows[this.head].id : this.nextId;
+  }
+
+  get lastId(): number {
+    return this.nextId - 1;
+  }
+
+  /** Main rows with ids `from..to` (clipped to what is kept), in order. */
+  range(from: number, to: number): Row[] {
+    const first = this.firstId;
+    const start = this.head + Math.max(0, from - first);
+    const end = this.head + Math.min(this.size, to - first + 1);
+    return start < end ? this.rows.slice(start, end) : [];
+  }
+
+  /** Main rows that changed (ranks joined, preludes, bars redrawn, blocks grown) since the last call. */
+  takeChanged(): Row[] {
+    const out = [...this.changedRows].filter(r => !r.evicted);
+    this.changedRows.clear();
+    return out;
+  }
+
+  /** Copies kept in all rows. */
+  get copyCount(): number {
+    return this.copies;
+  }
+
+  // --- the ranks ------------------------------------------------------------------------------
+
+  /** Read `rank`'s lines from `store` (again from its start, if it had another). */
+  addRank(rank: number, store: LineStore): void {
+    const state = this.states.get(rank);
+    if (state === undefined || state.store !== store) {
+      this.states.set(rank, new RankState(rank, store));
+    }
+  }
+
+  /** Lines of `rank` placed earlier changed in place (partial lines, bars, bundle updates). */
+  changed(rank: number, lines: readonly StoredLine[]): void {
+    const state = this.states.get(rank);
+    if (state === undefined) {
+      return;
+    }
+    for (const line of lines) {
+      if (line.id <= state.consumed) {
+        state.changed.add(line);
+      }
+    }
+  }
+
+  /** Whether `rank` has lines (or changes) not taken into rows yet. */
+  behind(rank: number): boolean {
+    const s = this.states.get(rank);
+    return s !== undefined && (s.consumed < s.store.lastId || s.changed.size > 0);
+  }
+
+  /** The last line id of `rank`'s store taken into rows. */
+  consumed(rank: number): number {
+    return this.states.get(rank)?.consumed ?? 0;
+  }
+
+  /** Lines of `rank` its store dropped before they were taken into rows. */
+  skipped(rank: number): number {
+    return this.states.get(rank)?.skipped ?? 0;
+  }
+
+  /**
+   * Take `rank`'s new and changed lines into rows, until `deadline` (ms on `clock`, at least
+   * a few lines); true when it has none left. `now` is the time held lines count from.
+   */
+  consume(rank: number, now: number, deadline = Infinity, clock: () => number = () => 0): boolean {
+    const s = this.states.get(rank);
+    if (s === undefined) {
+      return true;
+    }
+    const store = s.store;
+    if (s.consumed < store.firstId - 1) {
+      s.skipped += store.firstId - 1 - s.consumed; // dropped by the store before their turn
+      s.consumed = store.firstId - 1;
+    }
+    for (const line of s.changed) {
+      if (!line.evicted) {
+        this.update(s, line);
+      }
+    }
+    s.changed.clear();
+    let n = 0;
+    while (s.consumed < store.lastId) {
+      const line = store.get(s.consumed + 1);
+      s.consumed++;
+      if (line !== undefined) {
+        this.place(s, line, now);
+      }
+      if (++n % 64 === 0 && clock() >= deadline) {
+        break;
+      }
+    }
+    this.trim();
+    return s.consumed >= store.lastId;
+  }
+
+  /** Place `rank`'s held lines at the end now (a barrier needs them shown). */
+  settle(rank: number): void {
+    const s = this.states.get(rank);
+    if (s !== undefined) {
+      this.flushHeld(s, 1);
+      this.flushHeld(s, 2);
+      this.trim();
+    }
+  }
+
+  /** Place the held lines that waited `holdMs`; when the next ones will have (ms), or null. */
+  expire(now: number): number | null {
+    let next: number | null = null;
+    for (const s of this.states.values()) {
+      for (const stream of STREAMS) {
+        const held = s.held[stream];
+        if (held.lines.length === 0) {
+          continue;
+        }
+        const due = held.since + this.options.holdMs;
+        if (due <= now) {
+          this.flushHeld(s, stream);
+        } else {
+          next = next === null ? due : Math.min(next, due);
+        }
+      }
+    }
+    this.trim();
+    return next;
+  }
+
+  /** Whether `rank` has lines held. */
+  holding(rank: number): boolean {
+    const s = this.states.get(rank);
+    return s !== undefined && s.held[1].lines.length + s.held[2].lines.length > 0;
+  }
+
+  /**
+   * The id of the last main row that shows a line of `rank` taken so far: once a view shows
+   * the rows up to it, it shows every line of the rank taken so far (held ones aside).
+   */
+  lastRowOf(rank: number): number {
+    const s = this.states.get(rank);
+    const pos = s === undefined ? -Infinity : Math.max(s.lastPos[1], s.lastPos[2]);
+    return pos === -Infinity ? 0 : Math.ceil(pos);
+  }
+
+  // --- placing lines --------------------------------------------------------------------------
+
+  private place(s: RankState, line: StoredLine, now: number): void {
+    if (line.display !== null) {
+      this.flushHeld(s, line.stream);
+      const row = this.newRow(s, 'display', line, plainOfDisplay(line));
+      if (line.display.display_id !== null) {
+        s.live.set(line.id, row);
+      }
+      return;
+    }
+    if (line.redrawn) {
+      this.placeProgress(s, line);
+      return;
+    }
+    if (line.open) {
+      this.flushHeld(s, line.stream);
+      s.live.set(line.id, this.newRow(s, 'open', line, line.text));
+      return;
+    }
+    this.placeClosed(s, line, now);
+  }
+
+  private placeClosed(s: RankState, line: StoredLine, now: number): void {
+    const text = line.text;
+    const tb = s.tracebacks.get(line.stream);
+    if (tb !== undefined) {
+      const step = tracebackStep(tb.phase, text);
+      if (step.part === 'maybe') {
+        tb.blanks.push(line);
+        return;
+      }
+      if (step.part) {
+        for (const blank of tb.blanks) {
+          this.addCopy(tb.row, s.rank, blank);
+        }
+        tb.blanks = [];
+        tb.phase = step.phase;
+        this.addCopy(tb.row, s.rank, line);
+        return;
+      }
+      s.tracebacks.delete(line.stream); // it ended before this line
+      for (const blank of tb.blanks) {
+        this.placeClosed(s, blank, now);
+      }
+    }
+    if (isTracebackStart(text)) {
+      this.flushHeld(s, line.stream);
+      const row = this.newRow(s, 'block', line, text);
+      row.severity = Severity.Error;
+      s.tracebacks.set(line.stream, { row, phase: 'frames', blanks: [] });
+      return;
+    }
+    const stream = line.stream;
+    const key = `${stream}\u0000${text}`;
+    const join = this.findJoin(key, s.lastPos[stream]);
+    if (join !== null && this.placeHeldBefore(s, join)) {
+      this.addCopy(join, s.rank, line);
+      s.lastPos[stream] = join.pos;
+      return;
+    }
+    const held = s.held[stream];
+    if (held.lines.length > 0 || this.newest[stream] > s.lastPos[stream]) {
+      // Behind the others, with a line no row has: it waits for the rank's next line.
+      if (held.lines.length === 0) {
+        held.since = now;
+      }
+      held.lines.push(line);
+      if (held.lines.length >= MAX_HELD) {
+        this.flushHeld(s, stream);
+      }
+      return;
+    }
+    this.newRow(s, 'line', line, text, key);
+  }
+
+  private placeProgress(s: RankState, line: StoredLine): void {
+    const key = progressKey(line);
+    const join = this.findJoin(key, s.lastPos[line.stream]);
+    let row: Row;
+    if (join !== null && this.placeHeldBefore(s, join)) {
+      this.addCopy(join, s.rank, line);
+      s.lastPos[line.stream] = join.pos;
+      row = join;
+    } else {
+      this.flushHeld(s, line.stream);
+      row = this.newRow(s, 'progress', line, line.text, key);
+    }
+    if (line.open) {
+      s.live.set(line.id, row);
+    }
+  }
+
+  /** A line placed earlier changed: show its new state. */
+  private update(s: RankState, line: StoredLine): void {
+    const row = s.live.get(line.id);
+    if (row === undefined || row.evicted) {
+      s.live.delete(line.id);
+      return;
+    }
+    if (row.kind === 'open') {
+      row.text = line.text;
+      row.severity = severity(row.text);
+      if (line.redrawn) {
+        row.kind = 'progress'; // a bar after all: others' bars with its label join it
+        this.indexRow(row, progressKey(line));
+      } else if (!line.open) {
+        row.kind = 'line';
+        this.indexRow(row, `${line.stream}\u0000${row.text}`);
+      }
+    } else if (row.kind === 'display') {
+      row.text = plainOfDisplay(line);
+    }
+    if (!line.open && row.kind !== 'display') {
+      s.live.delete(line.id);
+    }
+    this.changedRows.add(row.main);
+  }
+
+  /**
+   * Place `s`'s held lines just before `join` (a row after the rank's latest). False if
+   * there is no room between `join` and the row before it (then the caller places the line
+   * at the end, after the held ones).
+   */
+  private placeHeldBefore(s: RankState, join: Row): boolean {
+    const held = s.held[join.stream].lines;
+    if (held.length === 0) {
+      return true;
+    }
+    const host = join.main;
+    const list = host.before ?? [];
+    const at = join === host ? list.length : list.indexOf(join);
+    const previous = at > 0 ? list[at - 1].pos : host.id - 1;
+    const gap = join.pos - previous;
+    if (at < 0 || gap / (held.length + 1) < 1e-9) {
+      this.flushHeld(s, join.stream); // no room: positions between two rows are split only so often
+      return false;
+    }
+    const rows: Row[] = [];
+    held.forEach((line, i) => {
+      const text = line.text;
+      const pos = previous + (gap * (i + 1)) / (held.length + 1);
+      const row = new Row(host.id, pos, 'line', line.stream, text, severity(text), host, this.capacity);
+      this.addCopy(row, s.rank, line);
+      this.indexRow(row, `${line.stream}\u0000${text}`);
+      this.newest[row.stream] = Math.max(this.newest[row.stream], pos);
+      rows.push(row);
+    });
+    list.splice(at, 0, ...rows);
+    host.before = list;
+    s.held[join.stream].lines = [];
+    this.changedRows.add(host);
+    return true;
+  }
+
+  /** Place `s`'s held lines of `stream` at the end, in order. */
+  private flushHeld(s: RankState, stream: Stream): void {
+    const held = s.held[stream].lines;
+    s.held[stream].lines = [];
+    for (const line of held) {
+      this.newRow(s, 'line', line, line.text, `${line.stream}\u0000${line.text}`);
+    }
+  }
+
+  // --- rows -------------------------------------------------------------------------------------
+
+  private newRow(s: RankState, kind: RowKind, line: StoredLine, text: string, key = ''): Row {
+    const id = this.nextId++;
+    const row = new Row(id, id, kind, line.stream, text, severity(text), null, this.capacity);
+    this.rows.push(row);
+    this.addCopy(row, s.rank, line);
+    if (key !== '') {
+      this.indexRow(row, key);
+    }
+    s.lastPos[row.stream] = row.pos;
+    this.newest[row.stream] = row.pos;
+    // Rows leave the window from its start: they can no longer be joined.
+    while (this.windowStart <= id - this.options.window) {
+      const old = this.get(this.windowStart++);
+      if (old !== undefined) {
+        this.unindex(old);
+      }
+    }
+    return row;
+  }
+
+  private get(id: number): Row | undefined {
+    const i = this.head + (id - this.firstId);
+    return i >= this.head && i < this.rows.length ? this.rows[i] : undefined;
+  }
+
+  private addCopy(row: Row, rank: number, line: StoredLine): void {
+    row.copies.push({ rank, line });
+    row.ranks.add(rank);
+    this.copies++;
+    this.changedRows.add(row.main);
+  }
+
+  private findJoin(key: string, after: number): Row | null {
+    const list = this.index.get(key);
+    if (list === undefined) {
+      return null;
+    }
+    let best: Row | null = null;
+    for (const row of list) {
+      if (row.pos > after && (best === null || row.pos < best.pos)) {
+        best = row;
+      }
+    }
+    return best;
+  }
+
+  private indexRow(row: Row, key: string): void {
+    row.key = key;
+    if (row.main.id < this.windowStart) {
+      return; // out of the window already
+    }
+    let list = this.index.get(key);
+    if (list === undefined) {
+      list = [];
+      this.index.set(key, list);
+    }
+    list.push(row);
+    if (list.length > MAX_KEY_ROWS) {
+      // The oldest of them (lowest position) can no longer be joined.
+      let oldest = 0;
+      for (let i = 1; i < list.length; i++) {
+        if (list[i].pos < list[oldest].pos) {
+          oldest = i;
+        }
+      }
+      list.splice(oldest, 1);
+    }
+  }
+
+  /** A main row and its preludes can no longer be joined. */
+  private unindex(row: Row): void {
+    for (const r of [row, ...(row.before ?? [])]) {
+      const list = r.key === '' ? undefined : this.index.get(r.key);
+      if (list === undefined) {
+        continue;
+      }
+      const i = list.indexOf(r);
+      if (i >= 0) {
+        list.splice(i, 1);
+      }
+      if (list.length === 0) {
+        this.index.delete(r.key);
+      }
+    }
+  }
+
+  /** Evict the oldest rows while over `maxRows` rows or `maxCopies` copies. */
+  private trim(): void {
+    const { maxRows, maxCopies } = this.options;
+    while (this.size > 1 && (this.size > maxRows || this.copies > maxCopies)) {
+      const row = this.rows[this.head++];
+      row.evicted = true;
+      this.evictedRows++;
+      this.unindex(row);
+      this.copies -= row.copies.length;
+      for (const p of row.before ?? []) {
+        p.evicted = true;
+        this.copies -= p.copies.length;
+      }
+      this.changedRows.delete(row);
+    }
+    if (this.head > 1024 && this.head * 2 > this.rows.length) {
+      this.rows = this.rows.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
+function progressKey(line: StoredLine): string {
+  return `${line.stream}\u0001${progressLabel(line.text)}`;
+}
+
+/** A bundle's line in the merged view: its plain text, or its types. */
+function plainOfDisplay(line: StoredLine): string {
+  const d = line.display;
+  if (d === null) {
+    return line.text;
+  }
+  const text = d.data['text/plain'];
+  const first = typeof text === 'string' ? text.split('\n', 1)[0] : '';
+  const label = d.kind === 'result' ? 'Out' : 'display';
+  return `${label}: ${first || Object.keys(d.data).join(', ')}`;
+}
