@@ -267,8 +267,7 @@ export class MergeModel {
   settle(rank: number): void {
     const s = this.states.get(rank);
     if (s !== undefined) {
-      this.flushHeld(s, 1);
-      this.flushHeld(s, 2);
+      this.flushHeld(s);
       this.trim();
     }
   }
@@ -284,7 +283,7 @@ export class MergeModel {
         }
         const due = held.since + this.options.holdMs;
         if (due <= now) {
-          this.flushHeld(s, stream);
+          this.flushHeld(s);
         } else {
           next = next === null ? due : Math.min(next, due);
         }
@@ -314,7 +313,7 @@ export class MergeModel {
 
   private place(s: RankState, line: StoredLine, now: number): void {
     if (line.display !== null) {
-      this.flushHeld(s, line.stream);
+      this.flushHeld(s);
       const row = this.newRow(s, 'display', line, plainOfDisplay(line));
       if (line.display.display_id !== null) {
         s.live.set(line.id, row);
@@ -326,7 +325,7 @@ export class MergeModel {
       return;
     }
     if (line.open) {
-      this.flushHeld(s, line.stream);
+      this.flushHeld(s);
       s.live.set(line.id, this.newRow(s, 'open', line, line.text));
       return;
     }
@@ -357,7 +356,7 @@ export class MergeModel {
       }
     }
     if (isTracebackStart(text)) {
-      this.flushHeld(s, line.stream);
+      this.flushHeld(s);
       const row = this.newRow(s, 'block', line, text);
       row.severity = Severity.Error;
       s.tracebacks.set(line.stream, { row, phase: 'frames', blanks: [] });
@@ -379,10 +378,11 @@ export class MergeModel {
       }
       held.lines.push(line);
       if (held.lines.length >= MAX_HELD) {
-        this.flushHeld(s, stream);
+        this.flushHeld(s);
       }
       return;
     }
+    this.flushHeld(s); // the other stream's held lines came before this one
     this.newRow(s, 'line', line, text, key);
   }
 
@@ -395,7 +395,7 @@ export class MergeModel {
       s.lastPos[line.stream] = join.pos;
       row = join;
     } else {
-      this.flushHeld(s, line.stream);
+      this.flushHeld(s);
       row = this.newRow(s, 'progress', line, line.text, key);
     }
     if (line.open) {
@@ -441,11 +441,22 @@ export class MergeModel {
     }
     const host = join.main;
     const list = host.before ?? [];
-    const at = join === host ? list.length : list.indexOf(join);
+    let at = join === host ? list.length : list.indexOf(join);
+    if (at < 0) {
+      this.flushHeld(s);
+      return false;
+    }
+    // Anywhere after the rank's latest row will do: among other ranks' own lines there, in
+    // rank order (they read as a table of ranks however they arrived).
+    const after = s.lastPos[join.stream];
+    while (at > 0 && list[at - 1].pos > after && list[at - 1].ranks.count === 1 && list[at - 1].ranks.first() > s.rank) {
+      at--;
+    }
+    const next = at < list.length ? list[at] : host;
     const previous = at > 0 ? list[at - 1].pos : host.id - 1;
-    const gap = join.pos - previous;
-    if (at < 0 || gap / (held.length + 1) < 1e-9) {
-      this.flushHeld(s, join.stream); // no room: positions between two rows are split only so often
+    const gap = next.pos - previous;
+    if (gap / (held.length + 1) < 1e-9) {
+      this.flushHeld(s); // no room: positions between two rows are split only so often
       return false;
     }
     const rows: Row[] = [];
@@ -465,10 +476,14 @@ export class MergeModel {
     return true;
   }
 
-  /** Place `s`'s held lines of `stream` at the end, in order. */
-  private flushHeld(s: RankState, stream: Stream): void {
-    const held = s.held[stream].lines;
-    s.held[stream].lines = [];
+  /**
+   * Place `s`'s held lines at the end, both streams', in the order they came (a row placed
+   * at the end for the rank comes after them: what it printed keeps its order there).
+   */
+  private flushHeld(s: RankState): void {
+    const held = [...s.held[1].lines, ...s.held[2].lines].sort((a, b) => a.id - b.id);
+    s.held[1].lines = [];
+    s.held[2].lines = [];
     for (const line of held) {
       this.newRow(s, 'line', line, line.text, `${line.stream}\u0000${line.text}`);
     }

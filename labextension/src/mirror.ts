@@ -100,6 +100,11 @@ export class Mirror<L extends Mirrored = StoredLine> {
     return this.held.length;
   }
 
+  /** The versions of the barriers waiting for the DOM, in order. */
+  heldVersions(): number[] {
+    return this.held.map(b => b.version);
+  }
+
   /** Lines of the store before the DOM's first line (after a jump): counted, not shown. */
   get skipped(): number {
     return this.needsClear ? 0 : Math.max(0, this.firstShown - this.store.firstId);

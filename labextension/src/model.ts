@@ -38,6 +38,11 @@ export interface StoreView {
   barrier(version: number): void;
   /** A kernel message could not be used. */
   showProtocolError(text: string): void;
+  /**
+   * The barriers it was given and has not acked yet (optional): when it goes, they are
+   * handed to the model's other views, or held for the next one.
+   */
+  unacked?(): number[];
 }
 
 /** Barriers remembered while no view is attached; more than this keeps the newest. */
@@ -164,9 +169,22 @@ export class ProcModel extends DOMWidgetModel implements PacedTask {
     }
   }
 
+  /**
+   * `view` is gone. The barriers it had not acked are handed to the other views (a panel
+   * switching between its merged view and its per-proc widgets attaches the new views
+   * first), or held for the next view: a flush in progress still gets its acks.
+   */
   detach(view: StoreView): void {
-    if (this.storeViews.delete(view)) {
-      this.sendToKernel(bye(this.model_id, view.viewId));
+    if (!this.storeViews.delete(view)) {
+      return;
+    }
+    this.sendToKernel(bye(this.model_id, view.viewId));
+    for (const version of view.unacked?.() ?? []) {
+      if (this.storeViews.size > 0) {
+        this.forEachView(v => v.barrier(version));
+      } else {
+        this.pendingBarriers.push(version);
+      }
     }
   }
 

@@ -1,5 +1,6 @@
 /**
- * The JupyterLab plugin: registers the ipylogfwd widget module (ProcModel, ProcView) with
+ * The JupyterLab plugin: registers the ipylogfwd widget module (ProcModel, ProcView, and the
+ * panel of a cell's procs, PanelModel, PanelView) with
  * the Jupyter widget registry, and hands JupyterLab's rendermime registry to the views, which
  * render procs' display bundles with it (render.ts). Nothing else happens here.
  */
@@ -9,6 +10,7 @@ import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application'
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
 import { ProcModel } from './model';
+import { PanelModel, PanelView } from './panel';
 import { provideRenderMime } from './render';
 import { MODULE_NAME, MODULE_VERSION } from './version';
 import { ProcView } from './view';
@@ -23,7 +25,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     registry.registerWidget({
       name: MODULE_NAME,
       version: MODULE_VERSION,
-      exports: { ProcModel, ProcView }
+      exports: { ProcModel, ProcView, PanelModel, PanelView }
     });
   }
 };

@@ -13,19 +13,30 @@
  * Barriers are acked once the DOM shows what came before them, bundles rendered. Nothing
  * here reads layout while writing; following the output (scrolling to the bottom) happens
  * after layout (Followers).
+ *
+ * In a panel (panel.ts) the view also follows the panel's Decor (decor.ts): lines that do
+ * not match its filter get the class `ipylogfwd-nomatch` (hidden), each line shows its time
+ * (`data-ts`, drawn by CSS: not part of the line's text) when timestamps are on, and the view
+ * counts its matching lines. New lines are decorated as they are made; a change of the Decor
+ * redecorates the whole DOM in the view's next step (at most max_lines lines).
  */
 
 import { DOMWidgetView } from '@jupyter-widgets/base';
 import { UUID } from '@lumino/coreutils';
 
 import { renderRuns } from './ansi';
+import { Counted, Decor } from './decor';
 import { STDERR } from './messages';
 import { Mirror } from './mirror';
 import { ProcModel, StoreView } from './model';
 import { PacedTask, pagePacer } from './pacer';
 import { NewLines } from './rate';
 import { DisplayElements } from './render';
+import { plainText } from './rich';
 import { StoredLine } from './store';
+
+/** The class of a line the filter hides. */
+export const NOMATCH = 'ipylogfwd-nomatch';
 
 /**
  * Lines are grouped in blocks of this many. Blocks are `content-visibility: auto`, and so is
@@ -146,7 +157,7 @@ function stateText(state: string, exitText: string): string {
   return exitText !== '' ? `${state} (${exitText})` : state;
 }
 
-export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
+export class ProcView extends DOMWidgetView implements StoreView, PacedTask, Counted {
   declare model: ProcModel;
 
   readonly viewId: string = UUID.uuid4();
@@ -193,12 +204,23 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
   /** A timer that steps the view again once the store is quiet (0: none). */
   private backfillTimer!: number;
   private attached!: boolean;
+  /** The panel's filter and timestamps (null: a view on its own, nothing to decorate). */
+  private decor!: Decor | null;
+  /** The Decor's epoch the DOM shows (-1: to redecorate at the next step). */
+  private decorEpoch!: number;
+  private unsubscribe!: () => void;
+  /** Lines in the DOM that match the filter. */
+  private matched!: number;
   private readonly onPointerUp = (): void => {
     this.dragging = false;
     this.skipped = false;
   };
 
   render(): void {
+    this.decor = null;
+    this.decorEpoch = 0;
+    this.matched = 0;
+    this.unsubscribe = () => undefined;
     this.mirror = new Mirror(this.model.lines);
     this.openEls = new Map();
     this.displays = new DisplayElements();
@@ -270,6 +292,8 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
       this.attached = false;
       this.model.detach(this);
     }
+    this.unsubscribe();
+    this.decor?.uncount(this);
     pacer.remove(this);
     window.clearInterval(this.timer);
     window.clearTimeout(this.backfillTimer);
@@ -321,9 +345,13 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
       this.linesEl.replaceChildren();
       this.openEls.clear();
       this.displays.clear();
+      this.setMatched(0);
     }
     if (start.remove > 0) {
       this.removeFirst(start.remove);
+    }
+    if (this.decor !== null && this.decorEpoch !== this.decor.epoch) {
+      this.redecorate(this.decor);
     }
     if (this.openEls.size > 0) {
       for (const id of this.openEls.keys()) {
@@ -341,6 +369,7 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
       const el = this.openEls.get(line.id);
       if (el !== undefined) {
         renderRuns(el, line.runs);
+        this.decorate(el, line, true);
         if (!line.open) {
           this.openEls.delete(line.id);
         }
@@ -427,14 +456,96 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
 
   private lineElement(line: StoredLine): HTMLElement {
     if (line.display !== null) {
-      return this.displays.create(line.id, line.display);
+      const d = this.displays.create(line.id, line.display);
+      this.decorate(d, line, false);
+      return d;
     }
     const el = newLineElement(line.stream);
     renderRuns(el, line.runs);
     if (line.open) {
       this.openEls.set(line.id, el);
     }
+    this.decorate(el, line, false);
     return el;
+  }
+
+  // --- the panel's filter and timestamps ------------------------------------------------------
+
+  /**
+   * Follow `decor` (the panel's toolbar): filter and timestamps; `counted`: its matching
+   * lines count in the toolbar's total (not for a widget opened from the merged view).
+   */
+  setDecor(decor: Decor, counted = true): void {
+    this.unsubscribe();
+    this.decor = decor;
+    this.decorEpoch = -1;
+    this.unsubscribe = decor.subscribe(() => pacer.add(this));
+    if (counted) {
+      decor.count(this);
+    }
+    pacer.add(this);
+  }
+
+  /** Lines shown that match the filter (none when the filter leaves this rank out). */
+  get matches(): number {
+    const d = this.decor;
+    return d === null || d.filter.matchesRanks(this.model.getNumber('rank', 0)) ? this.matched : 0;
+  }
+
+  private setMatched(n: number): void {
+    if (n !== this.matched) {
+      this.matched = n;
+      this.decor?.countsChanged();
+    }
+  }
+
+  /**
+   * Show or hide `el` (line `line`) by the filter and set its time; `counted`: it was counted
+   * before (a line redrawn in place, or a redecoration), so its old state is taken back.
+   */
+  private decorate(el: HTMLElement, line: StoredLine, counted: boolean): void {
+    const d = this.decor;
+    if (d === null) {
+      return;
+    }
+    const f = d.filter;
+    const wasShown = !el.classList.contains(NOMATCH);
+    let shown = true;
+    if (f.active) {
+      const text = line.display !== null ? plainText(line.display) : line.text;
+      shown = f.matchesStream(line.stream) && f.matchesText(text);
+    }
+    if (shown !== wasShown) {
+      el.classList.toggle(NOMATCH, !shown);
+    }
+    const ts = d.time === 'off' ? '' : d.timeText(line.t);
+    if (ts !== '') {
+      el.dataset.ts = ts;
+    } else if (el.dataset.ts !== undefined) {
+      delete el.dataset.ts;
+    }
+    this.setMatched(this.matched + (shown ? 1 : 0) - (counted && wasShown ? 1 : 0));
+  }
+
+  /** Decorate every line in the DOM anew (the Decor changed): at most max_lines lines. */
+  private redecorate(decor: Decor): void {
+    this.decorEpoch = decor.epoch;
+    this.linesEl.classList.toggle('ipylogfwd-filtering', decor.filter.active);
+    const lines = this.model.lines.range(this.mirror.first, this.mirror.last);
+    let i = 0;
+    for (const block of Array.from(this.linesEl.children)) {
+      for (const el of Array.from(block.children)) {
+        const line = lines[i++];
+        if (line !== undefined && el instanceof HTMLElement) {
+          this.decorate(el, line, true);
+        }
+      }
+    }
+  }
+
+  /** Barriers this view holds and has not acked (handed to another view when it goes). */
+  unacked(): number[] {
+    return this.mirror.heldVersions();
   }
 
   /** Append lines to the last block, then in new blocks, each filled before it is added. */
@@ -488,6 +599,9 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
       }
       const n = block.childElementCount;
       if (n <= left) {
+        if (this.decor !== null) {
+          this.setMatched(this.matched - (n - block.getElementsByClassName(NOMATCH).length));
+        }
         block.remove();
         left -= n;
         continue;
@@ -496,6 +610,9 @@ export class ProcView extends DOMWidgetView implements StoreView, PacedTask {
         const first = block.firstElementChild;
         if (first === null) {
           break;
+        }
+        if (this.decor !== null && !first.classList.contains(NOMATCH)) {
+          this.setMatched(this.matched - 1);
         }
         first.remove();
       }

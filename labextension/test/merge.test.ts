@@ -131,6 +131,22 @@ test('lines some ranks printed show those ranks; a rank behind the others keeps 
   ]);
 });
 
+test("ranks' own lines between two shared ones read in rank order, however they arrived", () => {
+  const w = new World(4);
+  for (const r of [2, 0, 3, 1]) {
+    w.print(r, `start\nown ${r}\nend\n`);
+  }
+  assert.deepEqual(w.shown(), ['0-3|line|start', '2|line|own 2', '0|line|own 0', '1|line|own 1', '3|line|own 3', '0-3|line|end']);
+});
+
+test("a rank's held lines on one stream come before what it prints next on the other", () => {
+  const w = new World(2);
+  w.print(0, 'a\nb\n', 1);
+  w.print(1, 'a\nmine\n', 1); // held: rank 1 is behind "b"
+  w.print(1, 'Traceback (most recent call last):\n  File "x", line 1\nKeyError: 1\n', 2);
+  assert.deepEqual(w.shown(), ['0-1|line|a', '0|line|b', '1|line|mine', '1|block|Traceback (most recent call last):']);
+});
+
 test("a lagging rank's own last line is held, then placed at the end after holdMs or for a barrier", () => {
   const w = new World(2, { holdMs: 300 });
   w.print(0, 'a\nb\n');
