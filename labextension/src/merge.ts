@@ -81,6 +81,8 @@ const MAX_KEY_ROWS = 32;
 /** Held lines of one rank at most: more are placed at once. */
 const MAX_HELD = 256;
 const STREAMS: readonly Stream[] = [1, 2];
+/** Held lines placed without a join go before a shared row among this many after the rank's latest. */
+const LOOK_AHEAD = 64;
 
 interface Traceback {
   row: Row;
@@ -431,8 +433,7 @@ export class MergeModel {
 
   /**
    * Place `s`'s held lines just before `join` (a row after the rank's latest). False if
-   * there is no room between `join` and the row before it (then the caller places the line
-   * at the end, after the held ones).
+   * there is no room between `join` and the row before it (the held lines stay held).
    */
   private placeHeldBefore(s: RankState, join: Row): boolean {
     const held = s.held[join.stream].lines;
@@ -443,7 +444,6 @@ export class MergeModel {
     const list = host.before ?? [];
     let at = join === host ? list.length : list.indexOf(join);
     if (at < 0) {
-      this.flushHeld(s);
       return false;
     }
     // Anywhere after the rank's latest row will do: among other ranks' own lines there, in
@@ -456,8 +456,7 @@ export class MergeModel {
     const previous = at > 0 ? list[at - 1].pos : host.id - 1;
     const gap = next.pos - previous;
     if (gap / (held.length + 1) < 1e-9) {
-      this.flushHeld(s); // no room: positions between two rows are split only so often
-      return false;
+      return false; // no room: positions between two rows are split only so often
     }
     const rows: Row[] = [];
     held.forEach((line, i) => {
@@ -472,21 +471,43 @@ export class MergeModel {
     list.splice(at, 0, ...rows);
     host.before = list;
     s.held[join.stream].lines = [];
+    s.lastPos[join.stream] = Math.max(s.lastPos[join.stream], rows[rows.length - 1].pos);
     this.changedRows.add(host);
     return true;
   }
 
   /**
-   * Place `s`'s held lines at the end, both streams', in the order they came (a row placed
-   * at the end for the rank comes after them: what it printed keeps its order there).
+   * Place `s`'s held lines now: before the next row after the rank's latest that several
+   * ranks share (with the other ranks' own lines there: a rank that never printed the shared
+   * line keeps its own lines in the same place as theirs), or else at the end, both streams'
+   * in the order they came (a row placed at the end for the rank comes after them).
    */
   private flushHeld(s: RankState): void {
+    for (const stream of STREAMS) {
+      if (s.held[stream].lines.length > 0) {
+        const shared = this.nextShared(stream, s.lastPos[stream]);
+        if (shared !== null) {
+          this.placeHeldBefore(s, shared); // what finds no room there goes to the end below
+        }
+      }
+    }
     const held = [...s.held[1].lines, ...s.held[2].lines].sort((a, b) => a.id - b.id);
     s.held[1].lines = [];
     s.held[2].lines = [];
     for (const line of held) {
       this.newRow(s, 'line', line, line.text, `${line.stream}\u0000${line.text}`);
     }
+  }
+
+  /** The first main row of `stream` after `pos` that several ranks share (looking at a few only). */
+  private nextShared(stream: Stream, pos: number): Row | null {
+    const from = Math.max(this.firstId, Math.floor(pos) + 1);
+    for (const row of this.range(from, Math.min(this.lastId, from + LOOK_AHEAD - 1))) {
+      if (row.stream === stream && row.kind === 'line' && row.ranks.count > 1) {
+        return row;
+      }
+    }
+    return null;
   }
 
   // --- rows -------------------------------------------------------------------------------------

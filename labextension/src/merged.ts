@@ -19,7 +19,7 @@
 import { UUID } from '@lumino/coreutils';
 
 import { renderRuns } from './ansi';
-import { Counted, Decor } from './decor';
+import { Counted, Decor, timeText } from './decor';
 import { MergeModel, Row } from './merge';
 import { Mirror } from './mirror';
 import { ProcModel, StoreView } from './model';
@@ -600,7 +600,7 @@ export class MergedView implements PacedTask, Counted {
     const list = document.createElement('div');
     list.className = 'ipylogfwd-mcopies';
     list.setAttribute('role', 'list');
-    for (const copy of row.copies) {
+    for (const copy of [...row.copies].sort((a, b) => a.rank - b.rank)) {
       const item = document.createElement('div');
       item.className = 'ipylogfwd-mcopy';
       item.setAttribute('role', 'listitem');
@@ -612,7 +612,7 @@ export class MergedView implements PacedTask, Counted {
       rank.title = `open rank ${copy.rank}'s widget`;
       const time = document.createElement('span');
       time.className = 'ipylogfwd-mtime';
-      time.textContent = this.decor.timeText(copy.line.t) || new Date(copy.line.t * 1000).toLocaleTimeString();
+      time.textContent = this.decor.timeText(copy.line.t) || timeText(copy.line.t, 'absolute', 0);
       const text = newTextEl();
       renderRuns(text, copy.line.runs);
       item.append(rank, time, text);

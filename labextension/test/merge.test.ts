@@ -139,6 +139,15 @@ test("ranks' own lines between two shared ones read in rank order, however they 
   assert.deepEqual(w.shown(), ['0-3|line|start', '2|line|own 2', '0|line|own 0', '1|line|own 1', '3|line|own 3', '0-3|line|end']);
 });
 
+test('a rank that never prints the shared line keeps its own lines where the others have theirs', () => {
+  const w = new World(3, { holdMs: 100 });
+  w.print(0, 'start\nown 0\nend\n');
+  w.print(1, 'start\nown 1\nend\n');
+  w.print(2, 'start\nown 2\n'); // rank 2 stops before "end" (it failed)
+  w.model.expire(100);
+  assert.deepEqual(w.shown(), ['0-2|line|start', '0|line|own 0', '1|line|own 1', '2|line|own 2', '0-1|line|end']);
+});
+
 test("a rank's held lines on one stream come before what it prints next on the other", () => {
   const w = new World(2);
   w.print(0, 'a\nb\n', 1);

@@ -452,6 +452,32 @@ class Notebook:
         )
         return {int(r): v for r, v in raw.items()}
 
+    # --- the merged view ------------------------------------------------------------------------
+    def panel(self, index: int) -> Any:
+        """The cell's panel (header, toolbar, merged view or widgets)."""
+        return self.cell(index).locator(".ipylogfwd-panel").first
+
+    def merged(self, index: int) -> Any:
+        return self.cell(index).locator("[data-ipylogfwd-merged]")
+
+    def merged_rows(self, index: int) -> list[dict[str, Any]]:
+        """The merged view's rows in DOM order, as a user reads them: ranks (``data-ranks``),
+        count ("\u00d716"), kind, stream, severity, text (a traceback's lines, a progress row's
+        bars as "rank text" lines), whether it is visible, and its timestamp (the ``::before``
+        of its text, "" when none)."""
+        return self.page.evaluate(MERGED_ROWS_JS, index)  # type: ignore[no-any-return]
+
+    def wait_merged(self, index: int, expression: str, what: str, timeout: float = 30_000) -> None:
+        """Wait until ``expression`` (JS, a function of the rows as ``merged_rows`` gives them)
+        is true of cell ``index``'s merged view."""
+        _wait_for_function(
+            self.page,
+            f"(i) => {{ const rows = ({MERGED_ROWS_JS})(i); return rows !== null && ({expression})(rows); }}",
+            timeout,
+            what,
+            arg=index,
+        )
+
     # --- look -----------------------------------------------------------------------------------
     def set_theme(self, name: str) -> None:
         light = "false" if "Dark" in name else "true"
@@ -483,6 +509,28 @@ class Notebook:
         locator.scroll_into_view_if_needed()
         locator.screenshot(path=str(path), animations="disabled")
         return path
+
+
+MERGED_ROWS_JS = """(i) => {
+  const c = window.jupyterapp.shell.currentWidget.content.widgets[i];
+  const m = c.node.querySelector('[data-ipylogfwd-merged]');
+  if (!m) return null;
+  const stamp = el => { const v = getComputedStyle(el, '::before').content;
+                        return v && v !== 'none' && v !== 'normal' ? v.replace(/^"|"$/g, '') : ''; };
+  return [...m.querySelectorAll('.ipylogfwd-mrow')].map(r => {
+    const kind = r.dataset.kind;
+    const own = r.querySelector(':scope > .ipylogfwd-mtext');
+    const text = kind === 'block'
+      ? [...r.querySelectorAll('.ipylogfwd-mline')].map(l => l.textContent).join('\\n')
+      : kind === 'progress'
+      ? [...r.querySelectorAll('.ipylogfwd-mbar')].map(
+          b => b.dataset.rank + ' ' + b.querySelector('.ipylogfwd-mtext').textContent).join('\\n')
+      : own.textContent;
+    return {ranks: r.dataset.ranks, count: r.querySelector('.ipylogfwd-mcount').textContent, kind,
+            stream: r.dataset.stream, severity: r.dataset.severity || '', text,
+            visible: r.checkVisibility(), time: own ? stamp(own) : ''};
+  });
+}"""
 
 
 def _wait_for_function(page: Page, expression: str, timeout: float, what: str, arg: Any = None) -> None:

@@ -352,7 +352,7 @@ def test_64_procs_flat_out_stay_under_iopub_limits(nb, lab):
     log_start = lab.log_size()
     t0 = time.monotonic()
     floor = n.start_cell(2)
-    n.wait_procs(2, procs, timeout=30_000)
+    n.merged(2).wait_for(state="attached", timeout=30_000)  # 64 procs: the merged view first
     t_views = time.monotonic() - t0
     # While the procs print, the page answers: time round trips into the page.
     worst = 0.0
@@ -368,21 +368,16 @@ def test_64_procs_flat_out_stay_under_iopub_limits(nb, lab):
     n.wait_cell_done(2, floor, timeout=120_000)
     t_cell = time.monotonic() - t0
     peak = peak_rate(n.page.ws_frames, t0, time.monotonic())
-    # ... and a click works.
-    n.proc(2, 5).locator(".ipylogfwd-toggle").click(timeout=10_000)
-    wait_for(
-        n.page,
-        "(el) => el.classList.contains('ipylogfwd-collapsed')",
-        "rank 5's widget to collapse on a click",
-        arg=n.proc(2, 5).element_handle(),
-        timeout=5_000,
-    )
+    # ... and a click works: rank 5's cell in the header's grid opens its widget.
+    n.panel(2).locator('.ipylogfwd-grid .ipylogfwd-cell[data-rank="5"]').click(timeout=10_000)
+    n.proc(2, 5).wait_for(state="visible", timeout=10_000)
     n.run_cell(3, timeout=60_000)
     report = n.output_text(3)
     n.run_cell(4, timeout=30_000)
     assert n.output_text(4).strip() == "2"
     print(
-        f"64 procs started in {t_spawn:.1f} s; flood cell: 64 views after {t_views:.1f} s, done after {t_cell:.1f} s; "
+        f"64 procs started in {t_spawn:.1f} s; flood cell: merged view after {t_views:.1f} s, "
+        f"done after {t_cell:.1f} s; "
         f"worst page round trip while flooding: {worst * 1000:.0f} ms; peak websocket message rate "
         f"{peak:.0f}/s over 3 s (the server's default limit: 1000/s)"
     )
@@ -400,10 +395,24 @@ def test_64_procs_flat_out_stay_under_iopub_limits(nb, lab):
         if o["output_type"] == "execute_result":
             counts = ast.literal_eval(o["data"]["text/plain"])  # {rank: lines printed}
     assert sorted(counts) == list(range(procs)), n.outputs_json(2)
-    lines = n.lines(2)
+    # "rendered" with the merged view on screen: each rank's last line is in a row of its own.
+    rows = {(r["ranks"], r["text"]) for r in n.merged_rows(2)}
     for r in range(procs):
-        last = lines[r]["stdout"][-1] if lines[r]["stdout"] else None
-        assert last == f"{r} {counts[r] - 1} " + "x" * 60, f"rank {r}: last line {last!r}, printed {counts[r]}"
+        last = f"{r} {counts[r] - 1} " + "x" * 60
+        assert (str(r), last) in rows, f"rank {r}: its last line {last!r} is not in the merged view"
+    # One widget per proc: each ends with its last line (the view keeps a bounded tail).
+    n.panel(2).locator("button[data-ipylogfwd-mode]").click()
+    n.wait_procs(2, procs, timeout=30_000)
+    wait_for(
+        n.page,
+        """([i, want]) => { const c = window.jupyterapp.shell.currentWidget.content.widgets[i];
+             return Object.entries(want).every(([r, last]) => {
+               const ls = c.node.querySelectorAll(`.ipylogfwd-proc[data-rank="${r}"] .ipylogfwd-line`);
+               return ls.length > 0 && ls[ls.length - 1].textContent === last; }); }""",
+        "every one of the 64 widgets to end with its proc's last line",
+        arg=[2, {str(r): f"{r} {counts[r] - 1} " + "x" * 60 for r in range(procs)}],
+        timeout=30_000,
+    )
 
 
 def _sample_cell(procs: int) -> str:
@@ -428,6 +437,8 @@ def test_screenshots_light_and_dark(nb, lab):
         n.run_cell(0)
         for cell, procs in ((1, 2), (3, 16)):
             n.run_cell(cell)
+            if procs >= 8:  # many procs start with the merged view: show the widgets
+                n.panel(cell).locator("button[data-ipylogfwd-mode]").click()
             n.wait_procs(cell, procs)
             n.run_cell(cell + 1)
             assert_rendered(n.output_text(cell + 1), range(procs))
