@@ -45,7 +45,8 @@ def stamp(at: float, mode: str, started: float) -> str:
     """``at`` as a line's prefix shows it: "14:02:07.123" (absolute) or "+1.250s" (relative)."""
     if mode == "relative":
         return f"+{at - started:.3f}s"
-    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
+    ms = round(at * 1000)  # at is to the millisecond: not .12699999
+    return time.strftime("%H:%M:%S", time.localtime(ms // 1000)) + f".{ms % 1000:03d}"
 
 
 class TextSink:

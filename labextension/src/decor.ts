@@ -25,7 +25,7 @@ export function timeText(t: number, mode: TimeMode, started: number): string {
     const rest = s - m * 60;
     return `+${m}:${rest < 10 ? '0' : ''}${rest.toFixed(3)}`;
   }
-  const d = new Date(t * 1000);
+  const d = new Date(Math.round(t * 1000)); // t is to the millisecond: not 0.12699999
   const two = (n: number): string => (n < 10 ? `0${n}` : String(n));
   const ms = d.getMilliseconds();
   return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}`;

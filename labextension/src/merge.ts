@@ -81,8 +81,7 @@ const MAX_KEY_ROWS = 32;
 /** Held lines of one rank at most: more are placed at once. */
 const MAX_HELD = 256;
 const STREAMS: readonly Stream[] = [1, 2];
-/** Held lines placed without a join go before a shared row among this many after the rank's latest. */
-const LOOK_AHEAD = 64;
+
 
 interface Traceback {
   row: Row;
@@ -231,10 +230,29 @@ export class MergeModel {
   }
 
   /**
-   * Take `rank`'s new and changed lines into rows, until `deadline` (ms on `clock`, at least
-   * a few lines); true when it has none left. `now` is the time held lines count from.
+   * When `rank`'s next line not taken into rows was read (seconds since the epoch): -Infinity
+   * if lines it placed changed, Infinity if it has nothing new. A view takes the procs' lines
+   * into rows in the order the kernel read them (the proc whose next line is the oldest
+   * first), so rows follow time across procs as far as the page has their lines.
    */
-  consume(rank: number, now: number, deadline = Infinity, clock: () => number = () => 0): boolean {
+  nextTime(rank: number): number {
+    const s = this.states.get(rank);
+    if (s === undefined) {
+      return Infinity;
+    }
+    if (s.changed.size > 0) {
+      return -Infinity;
+    }
+    const store = s.store;
+    return store.get(Math.max(s.consumed, store.firstId - 1) + 1)?.t ?? Infinity;
+  }
+
+  /**
+   * Take `rank`'s changed lines, then its new lines read up to `until` (seconds since the
+   * epoch), into rows, until `deadline` (ms on `clock`, at least a few lines); true when it
+   * has none left. `now` is the time held lines count from.
+   */
+  consume(rank: number, now: number, deadline = Infinity, clock: () => number = () => 0, until = Infinity): boolean {
     const s = this.states.get(rank);
     if (s === undefined) {
       return true;
@@ -253,6 +271,9 @@ export class MergeModel {
     let n = 0;
     while (s.consumed < store.lastId) {
       const line = store.get(s.consumed + 1);
+      if (line !== undefined && line.t > until) {
+        break;
+      }
       s.consumed++;
       if (line !== undefined) {
         this.place(s, line, now);
@@ -263,6 +284,36 @@ export class MergeModel {
     }
     this.trim();
     return s.consumed >= store.lastId;
+  }
+
+  /**
+   * Take the lines of the procs in `ranks` into rows in the order the kernel read them (the
+   * proc whose next line is the oldest, up to the next proc's), until `deadline` (ms on
+   * `clock`); the procs done are taken out of `ranks`. O(procs) per chunk of lines read
+   * together, O(1) per line.
+   */
+  consumeAll(ranks: number[], now: number, deadline = Infinity, clock: () => number = () => 0): void {
+    while (ranks.length > 0) {
+      let first = -1;
+      let firstT = Infinity;
+      let secondT = Infinity;
+      for (let i = 0; i < ranks.length; i++) {
+        const t = this.nextTime(ranks[i]);
+        if (first < 0 || t < firstT) {
+          secondT = first < 0 ? secondT : firstT;
+          first = i;
+          firstT = t;
+        } else if (t < secondT) {
+          secondT = t;
+        }
+      }
+      if (this.consume(ranks[first], now, deadline, clock, secondT)) {
+        ranks.splice(first, 1);
+      }
+      if (clock() >= deadline) {
+        break;
+      }
+    }
   }
 
   /** Place `rank`'s held lines at the end now (a barrier needs them shown). */
@@ -432,82 +483,109 @@ export class MergeModel {
   }
 
   /**
-   * Place `s`'s held lines just before `join` (a row after the rank's latest). False if
-   * there is no room between `join` and the row before it (the held lines stay held).
+   * Place `s`'s held lines of `join`'s stream just before `join` (a row after the rank's
+   * latest). False if there is no room there (the held lines stay held).
    */
   private placeHeldBefore(s: RankState, join: Row): boolean {
-    const held = s.held[join.stream].lines;
-    if (held.length === 0) {
+    const held = s.held[join.stream];
+    if (held.lines.length === 0 || this.insertBefore(s, join, held.lines)) {
+      held.lines = [];
       return true;
     }
-    const host = join.main;
+    return false;
+  }
+
+  /**
+   * Insert rows for `lines` (of one stream, in order) just before `target` (after the rank's
+   * latest row of that stream), among other ranks' own lines there in rank order (they read
+   * as a table of ranks however they arrived). False if there is no room.
+   */
+  private insertBefore(s: RankState, target: Row, lines: readonly StoredLine[]): boolean {
+    const stream = lines[0].stream;
+    const host = target.main;
     const list = host.before ?? [];
-    let at = join === host ? list.length : list.indexOf(join);
+    let at = target === host ? list.length : list.indexOf(target);
     if (at < 0) {
       return false;
     }
-    // Anywhere after the rank's latest row will do: among other ranks' own lines there, in
-    // rank order (they read as a table of ranks however they arrived).
-    const after = s.lastPos[join.stream];
+    const after = s.lastPos[stream];
     while (at > 0 && list[at - 1].pos > after && list[at - 1].ranks.count === 1 && list[at - 1].ranks.first() > s.rank) {
       at--;
     }
     const next = at < list.length ? list[at] : host;
-    const previous = at > 0 ? list[at - 1].pos : host.id - 1;
+    const previous = Math.max(after, at > 0 ? list[at - 1].pos : host.id - 1);
     const gap = next.pos - previous;
-    if (gap / (held.length + 1) < 1e-9) {
+    if (gap / (lines.length + 1) < 1e-9) {
       return false; // no room: positions between two rows are split only so often
     }
-    const rows: Row[] = [];
-    held.forEach((line, i) => {
+    const rows = lines.map((line, i) => {
       const text = line.text;
-      const pos = previous + (gap * (i + 1)) / (held.length + 1);
+      const pos = previous + (gap * (i + 1)) / (lines.length + 1);
       const row = new Row(host.id, pos, 'line', line.stream, text, severity(text), host, this.capacity);
       this.addCopy(row, s.rank, line);
       this.indexRow(row, `${line.stream}\u0000${text}`);
-      this.newest[row.stream] = Math.max(this.newest[row.stream], pos);
-      rows.push(row);
+      return row;
     });
     list.splice(at, 0, ...rows);
     host.before = list;
-    s.held[join.stream].lines = [];
-    s.lastPos[join.stream] = Math.max(s.lastPos[join.stream], rows[rows.length - 1].pos);
+    s.lastPos[stream] = rows[rows.length - 1].pos;
     this.changedRows.add(host);
     return true;
   }
 
   /**
-   * Place `s`'s held lines now: before the next row after the rank's latest that several
-   * ranks share (with the other ranks' own lines there: a rank that never printed the shared
-   * line keeps its own lines in the same place as theirs), or else at the end, both streams'
-   * in the order they came (a row placed at the end for the rank comes after them).
+   * Place `s`'s held lines now, in the order the kernel read them: each before the first row
+   * after the rank's latest that was read later than it (with the other ranks' own lines of
+   * that moment: a rank that never printed the next shared line keeps its own lines where
+   * the others have theirs), or else at the end, both streams' in the order they came.
    */
   private flushHeld(s: RankState): void {
+    const rest: StoredLine[] = [];
     for (const stream of STREAMS) {
-      if (s.held[stream].lines.length > 0) {
-        const shared = this.nextShared(stream, s.lastPos[stream]);
-        if (shared !== null) {
-          this.placeHeldBefore(s, shared); // what finds no room there goes to the end below
+      const lines = s.held[stream].lines;
+      s.held[stream].lines = [];
+      let i = 0;
+      while (i < lines.length) {
+        const target = this.firstLater(s.lastPos[stream], lines[i].t);
+        let j = i + 1;
+        if (target !== null) {
+          const t = rowTime(target);
+          while (j < lines.length && lines[j].t <= t) {
+            j++;
+          }
         }
+        if (target === null || !this.insertBefore(s, target, lines.slice(i, j))) {
+          rest.push(...lines.slice(i));
+          break;
+        }
+        i = j;
       }
     }
-    const held = [...s.held[1].lines, ...s.held[2].lines].sort((a, b) => a.id - b.id);
-    s.held[1].lines = [];
-    s.held[2].lines = [];
-    for (const line of held) {
+    rest.sort((a, b) => a.id - b.id);
+    for (const line of rest) {
       this.newRow(s, 'line', line, line.text, `${line.stream}\u0000${line.text}`);
     }
   }
 
-  /** The first main row of `stream` after `pos` that several ranks share (looking at a few only). */
-  private nextShared(stream: Stream, pos: number): Row | null {
-    const from = Math.max(this.firstId, Math.floor(pos) + 1);
-    for (const row of this.range(from, Math.min(this.lastId, from + LOOK_AHEAD - 1))) {
-      if (row.stream === stream && row.kind === 'line' && row.ranks.count > 1) {
-        return row;
+  /**
+   * The first main row after position `pos` read later than `t` (rows are nearly in the
+   * order their lines were read: a binary search), or null.
+   */
+  private firstLater(pos: number, t: number): Row | null {
+    let lo = Math.max(this.firstId, Math.floor(pos) + 1);
+    let hi = this.lastId;
+    if (lo > hi || rowTime(this.rows[this.head + (hi - this.firstId)]) <= t) {
+      return null;
+    }
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (rowTime(this.rows[this.head + (mid - this.firstId)]) > t) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
       }
     }
-    return null;
+    return this.rows[this.head + (lo - this.firstId)];
   }
 
   // --- rows -------------------------------------------------------------------------------------
@@ -618,6 +696,11 @@ export class MergeModel {
       this.head = 0;
     }
   }
+}
+
+/** When a row's (first) line was read. */
+function rowTime(row: Row): number {
+  return row.copies.length > 0 ? row.copies[0].line.t : 0;
 }
 
 function progressKey(line: StoredLine): string {

@@ -34,6 +34,8 @@ const BLOCK_ROWS = 64;
 /** Rows skipped by a jump are prepended once no new row came for this long (ms). */
 const BACKFILL_QUIET_MS = 300;
 const BACKFILL_MAX_RATE = 100;
+/** How long taking lines into rows waits for the procs' models to apply what they received (ms). */
+const MAX_DEFER_MS = 250;
 
 const pacer = pagePacer();
 
@@ -115,6 +117,8 @@ export class MergedView implements PacedTask, Counted {
   private seenLastId = 0;
   private timer = 0;
   private timerAt = 0;
+  /** Since when consuming waits for the procs' models to apply their messages (0: it does not). */
+  private deferSince = 0;
   private noticeText = '';
   private readonly unsubscribe: () => void;
   private readonly resize: ResizeObserver;
@@ -240,7 +244,19 @@ export class MergedView implements PacedTask, Counted {
       }
     }
     const now = performance.now();
-    this.consume(now, deadline);
+    // Lines are taken into rows in the order the kernel read them, across procs: while some
+    // proc's model still has messages to apply (a burst: each proc's tail at a flush, a page
+    // catching up), wait for them, up to MAX_DEFER_MS, so that they are merged in time order
+    // rather than one proc's whole tail after another's.
+    if (this.adapters.some(a => a.model.unapplied > 0) && (this.deferSince === 0 || now - this.deferSince < MAX_DEFER_MS)) {
+      if (this.deferSince === 0) {
+        this.deferSince = now;
+      }
+      this.wake(20);
+    } else {
+      this.deferSince = 0;
+      this.consume(now, deadline);
+    }
     const nextHeld = this.model.expire(now);
     for (const p of this.pending) {
       if (p.upToRow === null && this.model.consumed(p.adapter.rank) >= p.upToLine) {
@@ -283,19 +299,11 @@ export class MergedView implements PacedTask, Counted {
     );
   }
 
-  /** Take the queued procs' lines into rows until `deadline`. */
+  /** Take the queued procs' lines into rows until `deadline`, oldest first (merge.ts `consumeAll`). */
   private consume(now: number, deadline: number): void {
-    const clock = (): number => performance.now();
-    while (this.queue.length > 0) {
-      const rank = this.queue[0];
-      if (this.model.consume(rank, now, deadline, clock)) {
-        this.queue.shift();
-        this.queued.delete(rank);
-      }
-      if (clock() >= deadline) {
-        break;
-      }
-    }
+    this.model.consumeAll(this.queue, now, deadline, () => performance.now());
+    this.queued.clear();
+    this.queue.forEach(r => this.queued.add(r));
   }
 
   private calm(now: number): boolean {

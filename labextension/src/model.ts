@@ -233,6 +233,11 @@ export class ProcModel extends DOMWidgetModel implements PacedTask {
     return this.inbox.length === 0;
   }
 
+  /** Messages received and not applied yet (a view merging several models waits for them). */
+  get unapplied(): number {
+    return this.inbox.length;
+  }
+
   /** A barrier is queued here: the pacer gives the frame its larger budget. */
   urgent(): boolean {
     return this.inboxBarriers > 0;

@@ -7,10 +7,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { Decor, timeText } from '../src/decor';
 import { Filter, NO_FILTER } from '../src/filter';
 import { MergeModel, MergeOptions, Row } from '../src/merge';
 import { formatRanks, parseRanks, RankSet } from '../src/ranges';
 import { progressLabel, Severity, severity } from '../src/severity';
+import { stateCounts, stateLabel } from '../src/states';
 import { LineStore } from '../src/store';
 
 /** N procs' stores feeding one model, as the page's models would. */
@@ -141,9 +143,9 @@ test("ranks' own lines between two shared ones read in rank order, however they 
 
 test('a rank that never prints the shared line keeps its own lines where the others have theirs', () => {
   const w = new World(3, { holdMs: 100 });
-  w.print(0, 'start\nown 0\nend\n');
-  w.print(1, 'start\nown 1\nend\n');
-  w.print(2, 'start\nown 2\n'); // rank 2 stops before "end" (it failed)
+  w.print(0, 'start\nown 0\n', 1, 1.0).print(0, 'end\n', 1, 2.0);
+  w.print(1, 'start\nown 1\n', 1, 1.01).print(1, 'end\n', 1, 2.01);
+  w.print(2, 'start\nown 2\n', 1, 1.02); // rank 2 stops before "end" (it failed)
   w.model.expire(100);
   assert.deepEqual(w.shown(), ['0-2|line|start', '0|line|own 0', '1|line|own 1', '2|line|own 2', '0-1|line|end']);
 });
@@ -180,6 +182,24 @@ test('a rank at the front places its lines at once; a line printed twice is two 
   w.print(1, 'x\n');
   w.print(1, 'x\n');
   assert.deepEqual(w.shown(), ['0-1|line|x', '0-1|line|x']);
+});
+
+test("procs' lines become rows in the order the kernel read them, whatever order they are taken in", () => {
+  const w = new World(3);
+  // Each proc's lines arrive in one batch, read at different times: proc 2's first.
+  w.stores[0].apply([[1, 'a0 t1\n', 1], [1, 'a0 t4\n', 4]], 0);
+  w.stores[1].apply([[1, 'b1 t2\n', 2], [1, 'b1 t5\n', 5]], 0);
+  w.stores[2].apply([[1, 'c2 t0\n', 0], [1, 'c2 t3\n', 3]], 0);
+  const ranks = [0, 1, 2];
+  w.model.consumeAll(ranks, 0);
+  assert.deepEqual(ranks, [], 'every proc is done');
+  for (const r of [0, 1, 2]) {
+    w.model.settle(r);
+  }
+  assert.deepEqual(
+    w.shown().map(s => s.split('|')[2]),
+    ['c2 t0', 'a0 t1', 'b1 t2', 'c2 t3', 'a0 t4', 'b1 t5']
+  );
 });
 
 test('10k distinct lines: each its own row, kept within the bounds, in O(1) per line', () => {
@@ -331,4 +351,32 @@ test('filters: smart-case substring or regex, stream, ranks; errors let everythi
   const bad = new Filter({ ...NO_FILTER, search: '(', regex: true, ranks: '99' }, 16);
   assert.ok(bad.error.startsWith('not a regular expression') && bad.error.includes('rank 99 is not one of'));
   assert.equal(bad.active, false);
+});
+
+test('timestamps read as the time of day or the time since the cell started', () => {
+  const t = new Date(2026, 10, 29, 14, 2, 7, 123).getTime() / 1000;
+  assert.equal(timeText(t, 'absolute', 0), '14:02:07.123');
+  assert.equal(timeText(t + 0.004, 'absolute', 0), '14:02:07.127');
+  assert.equal(timeText(t, 'relative', t - 1.25), '+1.250 s');
+  assert.equal(timeText(t, 'relative', t - 125.25), '+2:05.250');
+  assert.equal(timeText(t, 'off', 0), '');
+  assert.equal(timeText(0, 'absolute', 0), '', 'no time known');
+  const decor = new Decor(4, t - 2, 'relative');
+  let heard = 0;
+  decor.subscribe(() => heard++);
+  decor.set(new Filter({ ...NO_FILTER, search: 'x' }, 4), 'absolute');
+  assert.equal(heard, 1);
+  assert.equal(decor.epoch, 1);
+  assert.equal(decor.timeText(t), '14:02:07.123');
+  decor.count({ matches: 3 });
+  decor.count({ matches: 4 });
+  assert.equal(decor.matches, 7);
+});
+
+test("the header's states: how a proc ended, counts by state with the most common first", () => {
+  assert.equal(stateLabel('exited', 'exited with code 3'), 'exited 3');
+  assert.equal(stateLabel('killed', 'killed by SIGKILL'), 'killed SIGKILL');
+  assert.equal(stateLabel('idle', ''), 'idle');
+  const labels = [...Array(14).fill('idle'), 'running', 'exited 3'];
+  assert.equal(stateCounts(labels), '14 idle · 1 exited 3 · 1 running');
 });
