@@ -69,6 +69,12 @@ class ProcsMagics(Magics):
         "from this cell on (text output's prefixes; the widgets' toggle starts so).",
     )
     @argument(
+        "--view",
+        choices=["merged", "procs", "auto"],
+        help="What the widgets show first, from this cell on: merged (lines several ranks printed, once), "
+        "procs (one widget per proc), auto (merged from 8 procs on).",
+    )
+    @argument(
         "--stacks",
         action="store_true",
         help="Line form: show where each proc is (every thread's stack; ranks doing the same together).",
@@ -121,6 +127,8 @@ class ProcsMagics(Magics):
         group = self._ensure(args, logdir=args.logdir or None)
         if args.timestamps:
             group.timestamps = args.timestamps
+        if args.view:
+            group.view = args.view
         execution = group.submit(cell, targets)
         if args.bg:
             self.last = execution
@@ -154,8 +162,11 @@ class ProcsMagics(Magics):
             self._ensure(args, logdir=args.logdir)
         if self.group is None:
             raise UsageError("no procs are running: start some with %%procs N")
-        if args.timestamps:
-            self.group.timestamps = args.timestamps
+        if args.timestamps or args.view:
+            if args.timestamps:
+                self.group.timestamps = args.timestamps
+            if args.view:
+                self.group.view = args.view
             return None
         return self.group.status()
 

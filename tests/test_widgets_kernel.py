@@ -203,7 +203,11 @@ def test_lines_carry_when_the_kernel_read_them_and_the_panel_says_how_to_show_th
     assert started <= panel["started"] <= ended
 
 
-def test_eight_procs_or_more_start_with_the_merged_view(frontend: FakeFrontend) -> None:
+def test_eight_procs_or_more_start_with_the_merged_view_unless_asked(frontend: FakeFrontend) -> None:
     assert frontend.execute("%%procs 8\nprint('x')").status == "ok"
     (panel,) = frontend.panels.values()
     assert panel["mode"] == "merged" and len(panel["children"]) == 8 and panel["timestamps"] == "off"
+    assert frontend.execute("%%procs 8 --view procs\nprint('x')").status == "ok"
+    assert frontend.execute("%procs --view auto").status == "ok"
+    assert frontend.execute("%%procs 2 --view merged\nprint('x')").status == "ok"
+    assert [p["mode"] for p in frontend.panels.values()] == ["merged", "procs", "merged"]

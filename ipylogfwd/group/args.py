@@ -40,6 +40,18 @@ def check_timestamps(mode: object) -> str | None:
     return str(mode)
 
 
+VIEWS = ("merged", "procs")
+
+
+def check_view(view: object) -> str | None:
+    """``view`` as the widgets' first view: "merged", "procs", or None (merged from 8 procs on)."""
+    if view is None or view == "auto":
+        return None
+    if view not in VIEWS:
+        raise UsageError(f"view must be 'merged', 'procs' or None (from 8 procs on, merged), not {view!r}")
+    return str(view)
+
+
 def check_targets(targets: Iterable[int] | None, size: int) -> list[int]:
     """The sorted ranks in ``targets`` (all ``size`` ranks for None); each must be a rank."""
     if targets is None:

@@ -68,6 +68,7 @@ class GroupConfig:
     flush_interval: float
     start_timeout: float
     timestamps: str | None = None  # "absolute" / "relative": what lines' times show as, from the start
+    view: str | None = None  # "merged" / "procs": what the widgets show first (None: merged from 8 procs on)
 
 
 class Generation:
@@ -136,7 +137,7 @@ class Generation:
             logs = {r: self._set_of(r).log_paths(r) for r in ranks}
             factory = self.config.sink_factory
             if factory is default_sink:
-                sink = default_sink(ranks, pids, logs, timestamps=self.config.timestamps)
+                sink = default_sink(ranks, pids, logs, timestamps=self.config.timestamps, view=self.config.view)
             else:
                 sink = factory(ranks, pids, logs)
         self._dispatcher.register_cell(cell, sink)

@@ -41,6 +41,7 @@ from .args import (
     check_targets,
     check_timeout,
     check_timestamps,
+    check_view,
 )
 from .cells import Execution
 from .generation import Generation, GroupConfig, SinkFactory
@@ -72,11 +73,14 @@ class ProcGroup:
         force: bool = False,
         launcher: Launcher | None = None,
         timestamps: str | None = None,
+        view: str | None = None,
     ) -> None:
         """``n`` procs on this machine, or with ``launcher`` on the hosts it starts agents on
         (``ipylogfwd.launchers``: local, any command such as ssh or srun, Ray). With
         ``timestamps`` ("absolute" or "relative"), lines show when the kernel read them (text
-        output's prefixes; the widgets start with their timestamps toggle set so)."""
+        output's prefixes; the widgets start with their timestamps toggle set so). ``view``
+        ("merged" or "procs") is what the widgets show first (default: the merged view from 8
+        procs on, one widget per proc below)."""
         self._config = GroupConfig(
             size=check_size(n, force),
             logdir=Path(logdir) if logdir else default_logdir(),
@@ -84,6 +88,7 @@ class ProcGroup:
             flush_interval=flush_interval,
             start_timeout=start_timeout,
             timestamps=check_timestamps(timestamps),
+            view=check_view(view),
         )
         self._cells = itertools.count(1)
         self._versions = itertools.count(1)
@@ -121,7 +126,20 @@ class ProcGroup:
 
     @timestamps.setter
     def timestamps(self, mode: str | None) -> None:
-        self._config = dataclasses.replace(self._config, timestamps=check_timestamps(mode))
+        self._reconfigure(timestamps=check_timestamps(mode))
+
+    @property
+    def view(self) -> str | None:
+        """What the widgets of cells started from now on show first: "merged", "procs", or
+        None (the merged view from 8 procs on). Settable; the page's toggle switches it."""
+        return self._config.view
+
+    @view.setter
+    def view(self, view: str | None) -> None:
+        self._reconfigure(view=check_view(view))
+
+    def _reconfigure(self, **changes: Any) -> None:
+        self._config = dataclasses.replace(self._config, **changes)
         generation = self._generation
         if generation is not None:
             generation.config = self._config

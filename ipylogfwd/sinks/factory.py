@@ -19,11 +19,16 @@ def text_sink(log_paths: dict[int, list[str]] | None = None, timestamps: str | N
 
 
 def default_sink(
-    ranks: list[int], pids: dict[int, int | None], log_paths: dict[int, list[str]], timestamps: str | None = None
+    ranks: list[int],
+    pids: dict[int, int | None],
+    log_paths: dict[int, list[str]],
+    timestamps: str | None = None,
+    view: str | None = None,
 ) -> Sink:
     """The cell's proc widgets where a widget frontend has answered, else text. ``timestamps``
     ("absolute", "relative"; None: off) is how the lines show when they were read (the
-    widgets start with it and have a toggle)."""
+    widgets start with it and have a toggle); ``view`` ("merged", "procs"; None: merged
+    from 8 procs on) what the widgets show first."""
     kernel = current_kernel()
     if kernel is not None:
         # Imported here: ipywidgets is only needed in a kernel, and every proc imports this
@@ -34,6 +39,12 @@ def default_sink(
         hub = hub_for(kernel)
         if hub.frontend_seen:
             return WidgetSink(
-                ranks, hub, pids=pids, log_paths=log_paths, started=time.time(), timestamps=timestamps or "off"
+                ranks,
+                hub,
+                pids=pids,
+                log_paths=log_paths,
+                started=time.time(),
+                timestamps=timestamps or "off",
+                view=view,
             )
     return text_sink(log_paths, timestamps)

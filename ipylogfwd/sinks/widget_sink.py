@@ -65,6 +65,7 @@ class WidgetSink:
         budget: MessageBudget = BUDGET,
         started: float = 0.0,
         timestamps: str = "off",
+        view: str | None = None,
     ) -> None:
         self.hub = hub
         self.max_lines = max_lines
@@ -88,7 +89,9 @@ class WidgetSink:
         self._replays: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._request_publish: Callable[[], None] | None = None
         self._pending_chars = 0
-        self.panel = ProcsPanel([self.widgets[r] for r in ranks], started=started or time.time(), timestamps=timestamps)
+        self.panel = ProcsPanel(
+            [self.widgets[r] for r in ranks], started=started or time.time(), timestamps=timestamps, mode=view
+        )
         self._closed = False
         hub.watch([str(w.model_id) for w in self.widgets.values()], self._on_hello)
         if display is None:

@@ -89,9 +89,16 @@ class ProcsPanel(ipywidgets.DOMWidget):  # type: ignore[misc]
     timestamps = traitlets.Enum(TIME_MODES, "off").tag(sync=True)
 
     def __init__(
-        self, procs: list[ProcWidget], *, started: float = 0.0, timestamps: str = "off", **kwargs: Any
+        self,
+        procs: list[ProcWidget],
+        *,
+        started: float = 0.0,
+        timestamps: str = "off",
+        mode: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        mode = "merged" if len(procs) >= MERGED_AT else "procs"
+        """``mode``: what to show first ("merged" or "procs"; None: merged from MERGED_AT procs on)."""
+        mode = mode or ("merged" if len(procs) >= MERGED_AT else "procs")
         super().__init__(children=procs, started=started, mode=mode, timestamps=timestamps, **kwargs)
         self.add_class("ipylogfwd-panel")
 
