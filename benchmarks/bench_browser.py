@@ -34,6 +34,15 @@ Parts (``--parts``, default all):
    ``page.evaluate('1')`` round trip every 500 ms. Also: every rank "rendered" and each
    widget ending with its proc's last line.
 
+4  The merged view (the default from 8 procs on): ``--merged-procs`` procs (64) print
+   distinct lines flat out for ``--flood-seconds``, ``--merged-runs`` times (5) in the same
+   kernel and procs, the merged view on screen. Per run: long tasks in the window (and those
+   over 200 ms; the target is none in at least 4 of 5 runs), page round trips, every rank
+   "rendered", the merged view's newest rows (each rank shown ends with its last line), what
+   merging cost per line (the view's ``data-merge-stats``: lines taken into rows, ms spent),
+   what it keeps against its bounds (rows, copies: at most the sum of the procs' tails) and
+   the page's JS heap after a garbage collection.
+
 Everything is printed from one run. The server's and the browser's processes are stopped
 in a ``finally``; every wait has a timeout that names what it waited for (calls that have
 no timeout of their own, like ``page.evaluate``, run under a watchdog that stops the server
@@ -119,10 +128,21 @@ class Config:
     trace_js: bool = False  # part 3: the trace includes JS samples (V8's sampling profiler)
     trace_catchup: str = ""  # part 1: write a Chromium trace of the last run's flush cell here
     flood_nice: int = 0  # part 3: os.nice() increment of the flooding procs
+    merged_procs: int = 64  # part 4
+    merged_runs: int = 5  # part 4: floods, each in the same kernel and procs
 
 
 FULL = Config(lines=100_000, runs=3, flushes=100, idle_procs=8, flood_procs=16, flood_seconds=30.0, sample_interval=0.5)
-QUICK = Config(lines=10_000, runs=1, flushes=20, idle_procs=8, flood_procs=16, flood_seconds=5.0, sample_interval=0.5)
+QUICK = Config(
+    lines=10_000,
+    runs=1,
+    flushes=20,
+    idle_procs=8,
+    flood_procs=16,
+    flood_seconds=5.0,
+    sample_interval=0.5,
+    merged_runs=1,
+)
 
 
 def say(text: str = "") -> None:
@@ -719,7 +739,7 @@ def part3(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
             LOAD,
             f"%procs {procs}",  # start the procs first
             (
-                f"%%procs {procs} --bg\n"
+                f"%%procs {procs} --bg --view procs\n"
                 "import os, time\n"
                 "r = os.environ['RANK']\n"
                 f"os.nice({cfg.flood_nice})\n"
@@ -890,6 +910,174 @@ def part3(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Part 4: the merged view while 64 procs print flat out
+# ---------------------------------------------------------------------------------------------
+
+MERGE_STATS = """
+([i]) => {
+  const c = window.jupyterapp.shell.currentWidget.content.widgets[i];
+  const m = c.node.querySelector('[data-ipylogfwd-merged]');
+  const rows = m ? [...m.querySelectorAll('.ipylogfwd-mrow')] : [];
+  const last = {};
+  for (const r of rows) last[r.dataset.ranks] = r.querySelector(':scope > .ipylogfwd-mtext').textContent;
+  return {stats: m && m.dataset.mergeStats ? JSON.parse(m.dataset.mergeStats) : null,
+          domRows: rows.length, last, widgets: c.node.querySelectorAll('.ipylogfwd-panel .ipylogfwd-proc').length};
+}
+"""
+
+
+def js_heap_mb(page: Page) -> float:
+    """The page's JS heap in use after a garbage collection (MiB), through the DevTools protocol."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        cdp.send("HeapProfiler.collectGarbage")
+        cdp.send("Performance.enable")
+        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    finally:
+        cdp.detach()
+    return float(metrics.get("JSHeapUsedSize", 0.0)) / 2**20
+
+
+def part4(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
+    procs, seconds, runs = cfg.merged_procs, cfg.flood_seconds, cfg.merged_runs
+    say(f"\n== 4. the merged view: {procs} procs print flat out for {seconds:g} s, {runs} run(s)")
+    nb = open_notebook(
+        server,
+        page,
+        "bench_merged.ipynb",
+        [
+            LOAD,
+            f"%procs {procs}",  # start the procs first
+            (
+                f"%%procs {procs} --bg --view merged\n"
+                "import os, time\n"
+                "r = os.environ['RANK']\n"
+                "t0 = time.time(); i = 0\n"
+                f"while time.time() - t0 < {seconds}:\n"
+                "    print(f'rank {r} line {i}')\n"
+                "    i += 1\n"
+                "(t0, time.time(), i)\n"
+            ),
+            (
+                "import json, time, ipylogfwd\n"
+                "job = _  # the --bg cell's handle\n"
+                f"res = job.wait({seconds + 300})\n"
+                "t_waited = time.time()\n"
+                "rep = ipylogfwd.logflush(300)\n"
+                "t1 = time.time()\n"
+                "print('BENCH ' + json.dumps({'results': {str(k): v for k, v in res.items()},\n"
+                "    't_waited': t_waited, 't1': t1, 'note': rep.note,\n"
+                "    'outcomes': {str(k): v for k, v in rep.outcomes.items()}}))\n"
+                "rep\n"
+            ),
+        ],
+    )
+    run(nb, 0, 60_000)
+    t = time.monotonic()
+    run(nb, 1, SPAWN_TIMEOUT)
+    say(f"  {procs} procs started in {time.monotonic() - t:.1f} s (not measured)")
+    with WATCHDOG.bound(120, "the page's JS heap"):
+        heap_start = js_heap_mb(page)
+    clean, rendered_all, tails_ok, bounds_ok = 0, True, True, True
+    worst_tasks: list[float] = []
+    per_line: list[float] = []
+    heaps: list[float] = []
+    for k in range(runs):
+        log_start = server.log_size()
+        with WATCHDOG.bound(60, "the long-task observer to be installed"):
+            obs = page.evaluate(INSTALL_OBSERVER)
+        window_start = obs["now"]
+        cpu_before, cpu_t0 = cpu_seconds(server), time.monotonic()
+        samples: list[float] = []
+        browser = page.context.browser
+        tracing = bool(cfg.trace) and k == min(1, runs - 1) and browser is not None  # the second run
+        if tracing and browser is not None:
+            with WATCHDOG.bound(60, "Chromium to start tracing"):
+                categories = TRACE_CATEGORIES + ([PROFILER_CATEGORY] if cfg.trace_js else [])
+                browser.start_tracing(page=page, path=cfg.trace, categories=categories)
+        floor2 = nb.start_cell(2)
+        with WATCHDOG.bound(120, f"the --bg cell of {nb.path} to return its handle"):
+            nb.wait_cell_done(2, floor2, timeout=60_000)
+        floor3 = nb.start_cell(3)
+        deadline = time.monotonic() + seconds + 600
+        while True:
+            with WATCHDOG.bound(120, "page.evaluate('1') to return (a responsiveness sample)"):
+                t = time.perf_counter()
+                page.evaluate("1")
+                samples.append(time.perf_counter() - t)
+                done = cell_done(page, 3, floor3)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for cell 3 of {nb.path} (wait for the procs, then flush)")
+            time.sleep(cfg.sample_interval)  # the sampling interval, not a wait for state
+        if tracing and browser is not None:
+            with WATCHDOG.bound(120, "Chromium to stop tracing"):
+                browser.stop_tracing()
+            say(f"  trace of run {k + 1} written to {cfg.trace}")
+        with WATCHDOG.bound(120, f"cell 3 of {nb.path} to show its prompt, and the merged view's figures"):
+            nb.wait_cell_done(3, floor3, timeout=30_000)
+            view = page.evaluate(MERGE_STATS, [2])  # at once: "rendered" means in the DOM now
+            lt = page.evaluate(COLLECT_LONG_TASKS)
+            heap = js_heap_mb(page)
+        cpu_after, cpu_t1 = cpu_seconds(server), time.monotonic()
+        b = bench_output(nb, 3)
+        res = {int(r): v for r, v in b["results"].items()}
+        total = sum(v[2] for v in res.values())
+        span = max(v[1] for v in res.values()) - min(v[0] for v in res.values())
+        durations = [d / 1000 for s, d in lt["tasks"] if s >= window_start]
+        over = [d for d in durations if d > LONG_TASK_TARGET]
+        clean += not over
+        worst_tasks.append(max(durations, default=0.0))
+        outcomes = {int(r): o for r, o in b["outcomes"].items()}
+        rendered = outcomes == dict.fromkeys(range(procs), "rendered")
+        rendered_all &= rendered
+        wrong = [
+            f"rank {rank}: {text!r}"
+            for rank, text in view["last"].items()
+            if text != f"rank {rank} line {res[int(rank)][2] - 1}"
+        ]
+        tails_ok &= bool(view["last"]) and not wrong and view["widgets"] == 0
+        st = view["stats"] or {}
+        cost = 1000 * st.get("ms", 0.0) / max(1, st.get("lines", 0))
+        per_line.append(cost)
+        within = st.get("copies", 0) <= st.get("maxCopies", 0) and st.get("rows", 0) <= st.get("maxRows", 0)
+        bounds_ok &= within
+        heaps.append(heap)
+        hits = [line for line in server.log_since(log_start).splitlines() if RATE_EXCEEDED.search(line)]
+        say(
+            f"  run {k + 1}: {total:,} lines in {span:.1f} s ({total / max(span, 1e-9):,.0f}/s); long tasks "
+            f"{len(durations)}, max {ms(max(durations)) if durations else '--'}, over 200 ms: {len(over)}; "
+            f"page.evaluate('1') median {ms(statistics.median(samples))}, max {ms(max(samples))}; "
+            f"flush {sorted(set(outcomes.values()))} {b['t1'] - b['t_waited']:.2f} s after the handle's wait"
+        )
+        say(
+            f"         merged: {st.get('lines', 0):,} lines taken into rows in {st.get('ms', 0.0):,.0f} ms "
+            f"({cost:.2f} us a line); kept {st.get('rows', 0):,} rows (max {st.get('maxRows', 0):,}), "
+            f"{st.get('copies', 0):,} copies (max {st.get('maxCopies', 0):,}); {view['domRows']:,} rows in the DOM; "
+            f"not kept: {st.get('evictedRows', 0):,} rows, {st.get('skippedLines', 0):,} lines left the tails first; "
+            f"{len(view['last'])} ranks shown, each ending with its last line: {'yes' if not wrong else wrong[:3]}"
+        )
+        say(
+            f"         JS heap after GC {heap:.1f} MiB (at the start {heap_start:.1f}); "
+            + cpu_report(cpu_before, cpu_after, cpu_t1 - cpu_t0)
+            + f"; IOPub rate limit hits: {len(hits)}"
+        )
+    summary.add(
+        f"4 runs with no long task > 200 ms ({procs} procs, {seconds:g} s)",
+        f">= {max(1, runs - 1)} of {runs}",
+        f"{clean} of {runs}",
+        clean >= max(1, runs - 1),
+    )
+    summary.add("4 longest task per run", "(none)", " / ".join(ms(w) for w in worst_tasks), None)
+    summary.add("4 merging cost per line (median of runs)", "O(1)", f"{statistics.median(per_line):.2f} us", None)
+    summary.add("4 rows, copies within their bounds", "every run", "yes" if bounds_ok else "no", bounds_ok)
+    summary.add("4 JS heap after GC, per run", "(none)", " / ".join(f"{h:.0f} MiB" for h in heaps), None)
+    summary.add("4 flush after each flood all 'rendered'", "all ranks", "yes" if rendered_all else "no", rendered_all)
+    summary.add("4 each rank shown ends with its last line", "every run", "yes" if tails_ok else "no", tails_ok)
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main() -> int:
@@ -899,15 +1087,18 @@ def main() -> int:
     ap.add_argument(
         "--quick", action="store_true", help="scale down: 4x10,000 lines, 1 run, 20 flushes, 16 procs for 5 s"
     )
-    ap.add_argument("--parts", default="1,2,3", help="comma-separated parts to run (default 1,2,3)")
+    ap.add_argument("--parts", default="1,2,3,4", help="comma-separated parts to run (default 1,2,3,4)")
     ap.add_argument("--lines", type=int, help="(1) lines per proc (default 100000; quick 10000)")
     ap.add_argument("--runs", type=int, help="(1) runs, median quoted (default 3; quick 1)")
     ap.add_argument("--flushes", type=int, help="(2) flush calls (default 100; quick 20)")
-    ap.add_argument("--flood-seconds", type=float, help="(3) seconds the procs print (default 30; quick 5)")
+    ap.add_argument("--flood-seconds", type=float, help="(3, 4) seconds the procs print (default 30; quick 5)")
+    ap.add_argument("--merged-procs", type=int, default=64, help="(4) procs flooding the merged view (default 64)")
+    ap.add_argument("--merged-runs", type=int, help="(4) floods in a row (default 5; quick 1)")
     ap.add_argument(
         "--trace",
         default="",
-        help="(3) write a Chromium performance trace (JSON, for DevTools) of the flood's start here",
+        help="(3, 4) write a Chromium performance trace (JSON, for DevTools) of the flood's start (3) "
+        "or of the second run (4) here",
     )
     ap.add_argument(
         "--flood-nice",
@@ -937,10 +1128,12 @@ def main() -> int:
         trace_js=args.trace_js,
         trace_catchup=args.trace_catchup,
         flood_nice=args.flood_nice,
+        merged_procs=args.merged_procs,
+        merged_runs=args.merged_runs or base.merged_runs,
     )
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    if not set(parts) <= {"1", "2", "3"}:
-        ap.error(f"unknown part(s) in --parts {args.parts!r}: use 1, 2, 3")
+    if not set(parts) <= {"1", "2", "3", "4"}:
+        ap.error(f"unknown part(s) in --parts {args.parts!r}: use 1, 2, 3, 4")
     if not labdriver.CHROMIUM.exists():
         ap.error(f"no Chromium at {labdriver.CHROMIUM} (apt-get install -y chromium)")
 
@@ -978,7 +1171,7 @@ def main() -> int:
                 page.on("dialog", lambda d: d.accept())  # e.g. "leave the page?"
                 page.on("pageerror", lambda e: page_errors.append(str(e)))
                 say(f"  browser: Chromium {browser.version} (headless, via Playwright)")
-                for part, fn in (("1", part1), ("2", part2), ("3", part3)):
+                for part, fn in (("1", part1), ("2", part2), ("3", part3), ("4", part4)):
                     if part not in parts:
                         continue
                     try:

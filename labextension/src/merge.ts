@@ -50,6 +50,8 @@ export class Row {
   /** Rows placed just before this one (a main row's preludes), in order. */
   before: Row[] | null = null;
   evicted = false;
+  /** Bumped by every change of the row (a view redraws only rows whose version moved). */
+  version = 0;
   readonly copies: Copy[] = [];
   readonly ranks: RankSet;
 
@@ -81,6 +83,12 @@ const MAX_KEY_ROWS = 32;
 /** Held lines of one rank at most: more are placed at once. */
 const MAX_HELD = 256;
 const STREAMS: readonly Stream[] = [1, 2];
+/** Below this share of lines joining rows, a lagging rank's own lines are not held. */
+const MIN_JOIN_RATE = 0.05;
+/** A burst of more lines than this many times the rows kept keeps only each proc's newest. */
+const BURST_ROWS = 2;
+/** ... but at least this many of each proc's. */
+const MIN_BURST_LINES = 64;
 
 
 interface Traceback {
@@ -140,6 +148,14 @@ export class MergeModel {
   private copies = 0;
   /** Main rows evicted so far (the view says how many earlier rows are not kept). */
   evictedRows = 0;
+  /** Lines taken into rows so far (for the benchmark's cost per line). */
+  linesTaken = 0;
+  /**
+   * How often a line joins a row lately (a moving average over about the last 64 lines).
+   * Holding a lagging rank's own lines pays only where ranks print the same lines: while
+   * nearly none joins (every proc prints lines of its own), lines are placed at once.
+   */
+  private joinRate = 1;
   private readonly index = new Map<string, Row[]>();
   /** Rows from this id on are in the window (joinable). */
   private windowStart = 1;
@@ -277,6 +293,7 @@ export class MergeModel {
       s.consumed++;
       if (line !== undefined) {
         this.place(s, line, now);
+        this.linesTaken++;
       }
       if (++n % 64 === 0 && clock() >= deadline) {
         break;
@@ -293,6 +310,7 @@ export class MergeModel {
    * together, O(1) per line.
    */
   consumeAll(ranks: number[], now: number, deadline = Infinity, clock: () => number = () => 0): void {
+    this.skipBurst(ranks);
     while (ranks.length > 0) {
       let first = -1;
       let firstT = Infinity;
@@ -316,6 +334,39 @@ export class MergeModel {
     }
   }
 
+  /**
+   * A burst far larger than the rows kept (every proc's tail at once, at a flush after a
+   * flood, or on a page catching up): only each proc's newest lines are taken into rows, the
+   * older ones are counted (`skipped`) as lines that left the tails, like a widget far behind
+   * that jumps to its newest lines. Taking them all would cost far more than the rows that
+   * can be kept, and push those out. The lines left to take are at most BURST_ROWS x `maxRows`.
+   */
+  private skipBurst(ranks: readonly number[]): void {
+    const budget = BURST_ROWS * this.options.maxRows;
+    let pending = 0;
+    for (const r of ranks) {
+      const s = this.states.get(r);
+      if (s !== undefined) {
+        pending += s.store.lastId - Math.max(s.consumed, s.store.firstId - 1);
+      }
+    }
+    if (pending <= budget) {
+      return;
+    }
+    const each = Math.max(MIN_BURST_LINES, Math.ceil(budget / ranks.length));
+    for (const r of ranks) {
+      const s = this.states.get(r);
+      if (s !== undefined) {
+        const from = Math.max(s.consumed, s.store.firstId - 1);
+        const skip = s.store.lastId - from - each;
+        if (skip > 0) {
+          s.skipped += skip + Math.max(0, from - s.consumed);
+          s.consumed = from + skip;
+        }
+      }
+    }
+  }
+
   /** Place `rank`'s held lines at the end now (a barrier needs them shown). */
   settle(rank: number): void {
     const s = this.states.get(rank);
@@ -325,10 +376,17 @@ export class MergeModel {
     }
   }
 
-  /** Place the held lines that waited `holdMs`; when the next ones will have (ms), or null. */
-  expire(now: number): number | null {
+  /**
+   * Place the held lines that waited `holdMs` (until `deadline` on `clock`: the others wait
+   * for the next call); when the next ones will have (ms), or null.
+   */
+  expire(now: number, deadline = Infinity, clock: () => number = () => 0): number | null {
     let next: number | null = null;
     for (const s of this.states.values()) {
+      if (clock() >= deadline) {
+        this.trim();
+        return now; // more may be due: the next call places them
+      }
       for (const stream of STREAMS) {
         const held = s.held[stream];
         if (held.lines.length === 0) {
@@ -418,13 +476,14 @@ export class MergeModel {
     const stream = line.stream;
     const key = `${stream}\u0000${text}`;
     const join = this.findJoin(key, s.lastPos[stream]);
+    this.joinRate += ((join !== null ? 1 : 0) - this.joinRate) / 64;
     if (join !== null && this.placeHeldBefore(s, join)) {
       this.addCopy(join, s.rank, line);
       s.lastPos[stream] = join.pos;
       return;
     }
     const held = s.held[stream];
-    if (held.lines.length > 0 || this.newest[stream] > s.lastPos[stream]) {
+    if (held.lines.length > 0 || (this.joinRate > MIN_JOIN_RATE && this.newest[stream] > s.lastPos[stream])) {
       // Behind the others, with a line no row has: it waits for the rank's next line.
       if (held.lines.length === 0) {
         held.since = now;
@@ -479,6 +538,7 @@ export class MergeModel {
     if (!line.open && row.kind !== 'display') {
       s.live.delete(line.id);
     }
+    row.version++;
     this.changedRows.add(row.main);
   }
 
@@ -618,6 +678,7 @@ export class MergeModel {
   private addCopy(row: Row, rank: number, line: StoredLine): void {
     row.copies.push({ rank, line });
     row.ranks.add(rank);
+    row.version++;
     this.copies++;
     this.changedRows.add(row.main);
   }

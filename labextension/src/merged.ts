@@ -31,6 +31,8 @@ import { NOMATCH } from './view';
 
 /** Rows per block (content-visibility: auto, like the widgets' blocks of lines). */
 const BLOCK_ROWS = 64;
+/** Rows made between two looks at the clock. */
+const APPEND_ROWS = 16;
 /** Rows skipped by a jump are prepended once no new row came for this long (ms). */
 const BACKFILL_QUIET_MS = 300;
 const BACKFILL_MAX_RATE = 100;
@@ -82,6 +84,9 @@ interface PendingBarrier {
 /** What the DOM shows of one row (a main row, or a prelude). */
 interface Shown {
   readonly el: HTMLElement;
+  /** The row's version and the Decor's epoch it was drawn for (-1: never). */
+  version: number;
+  epoch: number;
   label: string;
   text: string;
   kind: string;
@@ -119,6 +124,10 @@ export class MergedView implements PacedTask, Counted {
   private timerAt = 0;
   /** Since when consuming waits for the procs' models to apply their messages (0: it does not). */
   private deferSince = 0;
+  /** What merging cost so far (see showStats); lines taken by models replaced by a rebuild. */
+  private mergeMs = 0;
+  private linesBefore = 0;
+  private statsAt = 0;
   private noticeText = '';
   private readonly unsubscribe: () => void;
   private readonly resize: ResizeObserver;
@@ -232,6 +241,7 @@ export class MergedView implements PacedTask, Counted {
   step(deadline: number): boolean {
     if (this.rebuild) {
       this.rebuild = false;
+      this.linesBefore += this.model.linesTaken;
       this.model = this.newModel();
       this.mirror = new Mirror<Row>(this.model);
       this.expanded.clear();
@@ -257,7 +267,7 @@ export class MergedView implements PacedTask, Counted {
       this.deferSince = 0;
       this.consume(now, deadline);
     }
-    const nextHeld = this.model.expire(now);
+    const nextHeld = this.model.expire(now, deadline, () => performance.now());
     for (const p of this.pending) {
       if (p.upToRow === null && this.model.consumed(p.adapter.rank) >= p.upToLine) {
         this.model.settle(p.adapter.rank); // held lines go before the barrier
@@ -271,6 +281,7 @@ export class MergedView implements PacedTask, Counted {
     this.render(deadline);
     this.ackCovered();
     this.updateNotice();
+    this.showStats(now);
     if (nextHeld !== null) {
       this.wake(nextHeld - now); // held lines are placed when they have waited long enough
     }
@@ -301,9 +312,39 @@ export class MergedView implements PacedTask, Counted {
 
   /** Take the queued procs' lines into rows until `deadline`, oldest first (merge.ts `consumeAll`). */
   private consume(now: number, deadline: number): void {
+    const start = performance.now();
     this.model.consumeAll(this.queue, now, deadline, () => performance.now());
+    this.mergeMs += performance.now() - start;
     this.queued.clear();
     this.queue.forEach(r => this.queued.add(r));
+  }
+
+  /**
+   * What merging cost and holds, on the element (`data-merge-stats`, JSON: lines taken into
+   * rows, ms spent doing it, rows and copies kept, rows and lines not kept): read by
+   * benchmarks/bench_browser.py. Written at most every half second while lines wait, and
+   * whenever none does.
+   */
+  private showStats(now: number): void {
+    if (now - this.statsAt < 500 && this.queue.length > 0) {
+      return;
+    }
+    this.statsAt = now;
+    const m = this.model;
+    let skipped = 0;
+    for (const a of this.adapters) {
+      skipped += m.skipped(a.rank);
+    }
+    this.el.dataset.mergeStats = JSON.stringify({
+      lines: this.linesBefore + m.linesTaken,
+      ms: Math.round(this.mergeMs * 10) / 10,
+      rows: m.size,
+      copies: m.copyCount,
+      maxCopies: m.options.maxCopies,
+      maxRows: m.options.maxRows,
+      evictedRows: m.evictedRows,
+      skippedLines: skipped
+    });
   }
 
   private calm(now: number): boolean {
@@ -356,7 +397,9 @@ export class MergedView implements PacedTask, Counted {
     do {
       const last = this.rowsEl.lastElementChild;
       const filled = last === null ? 0 : last.childElementCount;
-      const rows = this.mirror.next(filled > 0 && filled < BLOCK_ROWS ? BLOCK_ROWS - filled : BLOCK_ROWS);
+      // A few rows at a time: making a row costs more than a widget's line.
+      const room = filled > 0 && filled < BLOCK_ROWS ? BLOCK_ROWS - filled : BLOCK_ROWS;
+      const rows = this.mirror.next(Math.min(room, APPEND_ROWS));
       if (rows.length === 0) {
         break;
       }
@@ -479,23 +522,27 @@ export class MergedView implements PacedTask, Counted {
   }
 
   private newShown(row: Row): Shown {
-    const el = document.createElement('div');
-    el.className = 'ipylogfwd-mrow';
-    el.setAttribute('role', 'listitem');
-    el.tabIndex = -1;
-    el.dataset.stream = row.stream === 2 ? 'stderr' : 'stdout';
+    const el = rowTemplate(row.stream).cloneNode(true) as HTMLElement;
     this.rowOf.set(el, row);
-    return { el, label: '', text: '', kind: '', lines: 0, bars: null, copies: null, matched: false };
+    return { el, version: -1, epoch: -1, label: '', text: '', kind: '', lines: 0, bars: null, copies: null, matched: false };
   }
 
   /** Draw `row` in `s.el`, changing only what changed; then filter and count it. */
-  private drawRow(row: Row, s: Shown): void {
+  private drawRow(row: Row, s: Shown, force = false): void {
+    if (!force && s.version === row.version && s.epoch === this.decor.epoch) {
+      return; // as drawn (an item redraws all its rows' checks when one of them changed)
+    }
+    s.version = row.version;
+    s.epoch = this.decor.epoch;
     const el = s.el;
     const label = row.ranks.toString();
     if (s.kind !== row.kind) {
       s.kind = row.kind;
       el.dataset.kind = row.kind;
-      el.replaceChildren(rankLabel(), countLabel(), newTextEl());
+      while (el.childElementCount > 3) {
+        (el.lastElementChild as Element).remove(); // a block's or bars' body, from another kind
+      }
+      (el.children[2] as HTMLElement).textContent = '';
       s.label = s.text = '';
       s.lines = 0;
       s.bars = null;
@@ -711,7 +758,7 @@ export class MergedView implements PacedTask, Counted {
     }
     const shown = this.items.get(row.main.id)?.get(row);
     if (shown !== undefined) {
-      this.drawRow(row, shown);
+      this.drawRow(row, shown, true);
     }
   }
 
@@ -789,15 +836,27 @@ function newBlock(): HTMLElement {
   return block;
 }
 
-function rankLabel(): HTMLElement {
-  const el = document.createElement('span');
-  el.className = 'ipylogfwd-mranks';
-  return el;
-}
+/**
+ * A row element of each stream, to clone: its rank label, count and text (one clone costs
+ * less than four elements made and set up, and a flood makes thousands of rows a second).
+ */
+const rowTemplates = new Map<number, HTMLElement>();
 
-function countLabel(): HTMLElement {
-  const el = document.createElement('span');
-  el.className = 'ipylogfwd-mcount';
+function rowTemplate(stream: number): HTMLElement {
+  let el = rowTemplates.get(stream);
+  if (el === undefined) {
+    el = document.createElement('div');
+    el.className = 'ipylogfwd-mrow';
+    el.setAttribute('role', 'listitem');
+    el.tabIndex = -1;
+    el.dataset.stream = stream === 2 ? 'stderr' : 'stdout';
+    const ranks = document.createElement('span');
+    ranks.className = 'ipylogfwd-mranks';
+    const count = document.createElement('span');
+    count.className = 'ipylogfwd-mcount';
+    el.append(ranks, count, newTextEl());
+    rowTemplates.set(stream, el);
+  }
   return el;
 }
 

@@ -3,21 +3,22 @@
  * view's `data-ranks`, what a rank filter accepts, and `ipylogfwd/ranks.py` on the kernel's
  * side).
  *
- * `RankSet` is a bit set: adding a rank is O(1), and its compact form is computed once per
- * change (a row of the merged view shows it after each batch of ranks joined it, not after
- * each rank).
+ * `RankSet` is a bit set (no array while it holds one rank, as most rows of the merged view
+ * do): adding a rank is O(1), and its compact form is computed once per change (a row of the
+ * merged view shows it after each batch of ranks joined it, not after each rank).
  */
 
 export class RankSet {
-  private bits: Uint32Array;
+  /** The bits, once there are two ranks (most rows have one: no array for them). */
+  private bits: Uint32Array | null = null;
+  /** The rank while there is only one (-1: none). */
+  private single = -1;
   private n = 0;
   private text: string | null = '';
 
-  constructor(capacity = 32) {
-    this.bits = new Uint32Array(Math.max(1, Math.ceil(capacity / 32)));
-  }
+  constructor(private readonly capacity = 32) {}
 
-  /** A set of one rank. */
+  /** A set of these ranks. */
   static of(...ranks: number[]): RankSet {
     const set = new RankSet(Math.max(0, ...ranks) + 1);
     ranks.forEach(r => set.add(r));
@@ -29,6 +30,9 @@ export class RankSet {
   }
 
   has(rank: number): boolean {
+    if (this.bits === null) {
+      return rank === this.single && rank >= 0;
+    }
     const word = rank >>> 5;
     return rank >= 0 && word < this.bits.length && (this.bits[word] & (1 << (rank & 31))) !== 0;
   }
@@ -38,20 +42,39 @@ export class RankSet {
     if (this.has(rank)) {
       return false;
     }
-    const word = rank >>> 5;
-    if (word >= this.bits.length) {
-      const grown = new Uint32Array(Math.max(word + 1, this.bits.length * 2));
-      grown.set(this.bits);
-      this.bits = grown;
-    }
-    this.bits[word] |= 1 << (rank & 31);
-    this.n++;
     this.text = null;
+    this.n++;
+    if (this.n === 1) {
+      this.single = rank;
+      return true;
+    }
+    if (this.bits === null) {
+      this.bits = new Uint32Array(Math.max(1, Math.ceil(Math.max(this.capacity, rank + 1, this.single + 1) / 32)));
+      this.setBit(this.single);
+    }
+    this.setBit(rank);
     return true;
+  }
+
+  private setBit(rank: number): void {
+    const word = rank >>> 5;
+    let bits = this.bits as Uint32Array;
+    if (word >= bits.length) {
+      const grown = new Uint32Array(Math.max(word + 1, bits.length * 2));
+      grown.set(bits);
+      bits = this.bits = grown;
+    }
+    bits[word] |= 1 << (rank & 31);
   }
 
   /** Whether some rank is in both sets. */
   intersects(other: RankSet): boolean {
+    if (this.bits === null) {
+      return this.n > 0 && other.has(this.single);
+    }
+    if (other.bits === null) {
+      return other.n > 0 && this.has(other.single);
+    }
     const words = Math.min(this.bits.length, other.bits.length);
     for (let i = 0; i < words; i++) {
       if ((this.bits[i] & other.bits[i]) !== 0) {
@@ -63,6 +86,9 @@ export class RankSet {
 
   /** The ranks, in increasing order. */
   ranks(): number[] {
+    if (this.bits === null) {
+      return this.n > 0 ? [this.single] : [];
+    }
     const out: number[] = [];
     for (let w = 0; w < this.bits.length; w++) {
       let word = this.bits[w];
@@ -77,6 +103,9 @@ export class RankSet {
 
   /** The first rank (-1 if none). */
   first(): number {
+    if (this.bits === null) {
+      return this.n > 0 ? this.single : -1;
+    }
     for (let w = 0; w < this.bits.length; w++) {
       const word = this.bits[w];
       if (word !== 0) {
@@ -89,7 +118,7 @@ export class RankSet {
   /** Compact range form: "0-3,5,7-9". */
   toString(): string {
     if (this.text === null) {
-      this.text = formatRanks(this.ranks());
+      this.text = this.bits === null ? String(this.single) : formatRanks(this.ranks());
     }
     return this.text;
   }

@@ -219,6 +219,34 @@ test('10k distinct lines: each its own row, kept within the bounds, in O(1) per 
   assert.ok(ms < 2000, `10k lines took ${ms.toFixed(0)} ms`);
 });
 
+test('where every proc prints lines of its own, none is held: rows come at once, in time order', () => {
+  const w = new World(2);
+  for (let i = 0; i < 600; i++) {
+    w.print(i % 2, `rank ${i % 2} line ${i}\n`, 1, i);
+  }
+  assert.equal(w.model.holding(0) || w.model.holding(1), false);
+  const rows = w.shown();
+  assert.equal(rows.length, 600);
+  assert.deepEqual(rows.slice(-2), ['0|line|rank 0 line 598', '1|line|rank 1 line 599']);
+});
+
+test("a burst far larger than the rows kept: each proc's newest lines are taken, the rest counted", () => {
+  const w = new World(4, { maxRows: 1000 }, 5000);
+  for (let r = 0; r < 4; r++) {
+    w.stores[r].apply([[1, Array.from({ length: 5000 }, (_, i) => `rank ${r} line ${i}\n`).join(''), 10 + r]], 0);
+  }
+  const ranks = [0, 1, 2, 3];
+  w.model.consumeAll(ranks, 0);
+  for (let r = 0; r < 4; r++) {
+    w.model.settle(r);
+    assert.equal(w.model.skipped(r), 4500, 'the 2 x 1000 rows to take are shared out: 500 each');
+  }
+  assert.equal(w.model.linesTaken, 2000);
+  const rows = w.shown();
+  assert.equal(rows.length, 1000);
+  assert.deepEqual(rows.slice(-1), ['3|line|rank 3 line 4999']);
+});
+
 test('memory: copies are bounded too, and lines a store dropped before their turn are counted', () => {
   const w = new World(2, { maxCopies: 100 }, 50);
   w.stores[0].apply([[1, Array.from({ length: 80 }, (_, i) => `same ${i}\n`).join(''), 0]], 0);
