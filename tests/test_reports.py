@@ -27,7 +27,7 @@ def test_a_flush_of_sixteen_ranks_is_one_line_and_details_has_every_rank() -> No
     ]
     details = report.details()
     assert repr(details) == str(details), "details() shows as a table, not as a quoted string"
-    assert dict((int(r), o) for r, o in ROW.findall(details)) == dict.fromkeys(range(16), "rendered")
+    assert {int(r): o for r, o in ROW.findall(details)} == dict.fromkeys(range(16), "rendered")
     html = report._repr_html_()
     assert html.startswith('<details class="ipylogfwd-report"><summary>FlushReport(barrier 3: ok) 16 ranks')
     assert html.count("rank  15  rendered") == 1 and "<pre>" in html
@@ -52,7 +52,7 @@ def test_a_small_report_still_lists_every_rank() -> None:
     report = FlushReport(1, [FlushEntry(0, "published", 0.002), FlushEntry(1, "exited", 0.001)])
     text = repr(report)
     assert text.startswith("FlushReport(barrier 1: ok) 1 rank published, 1 exited, slowest 2.0 ms (rank 0)\n")
-    assert dict((int(r), o) for r, o in ROW.findall(text)) == {0: "published", 1: "exited"}
+    assert {int(r): o for r, o in ROW.findall(text)} == {0: "published", 1: "exited"}
 
 
 def _status(n: int) -> GroupStatus:

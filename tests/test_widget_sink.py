@@ -201,7 +201,8 @@ def test_a_hello_behind_the_kernel_asks_for_a_replay(monkeypatch: pytest.MonkeyP
     sink._on_hello(model, 0)  # a reloaded page: replay, in order with the rest
     assert asked == [True]
     sink.publish()
-    assert sent[-1][1]["type"] == "replay" and [c[:2] for c in sent[-1][1]["chunks"]] == [[1, "x\n"]] and sent[-1][1]["seq"] == 2
+    last = sent[-1][1]
+    assert last["type"] == "replay" and [c[:2] for c in last["chunks"]] == [[1, "x\n"]] and last["seq"] == 2
 
 
 def test_a_closed_sink_lets_go_of_its_backlog_and_listener(monkeypatch: pytest.MonkeyPatch) -> None:
