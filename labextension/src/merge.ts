@@ -24,7 +24,7 @@
  * - `open`: a partial line not finished yet (a row of its own until it is: then it is a
  *   `line` others may join, or, redrawn, a `progress` row).
  *
- * Cost: a line is hashed once (its stream and text are the key of a Map) and compared with
+ * Cost: a line is hashed once (its text is the key of its stream's Map) and compared with
  * the few rows of that key in the window (at most MAX_KEY_ROWS): O(1) per line. Memory: the
  * rows reference the stores' lines (texts are not copied); at most `maxRows` rows and
  * `maxCopies` copies are kept (the oldest rows leave first), the lines of ranks not consumed
@@ -45,8 +45,10 @@ export interface Copy {
 }
 
 export class Row {
-  /** The key other ranks' lines join it by ('' while it cannot be joined). */
+  /** The key other ranks' lines join it by: its text, or a bar's label (`space` -1: not joinable). */
   key = '';
+  /** Which index holds it (see `space`; -1: none). */
+  space = -1;
   /** Rows placed just before this one (a main row's preludes), in order. */
   before: Row[] | null = null;
   evicted = false;
@@ -139,7 +141,7 @@ export interface MergeOptions {
   readonly holdMs: number;
 }
 
-export const MERGE_DEFAULTS: MergeOptions = { window: 4096, maxRows: 5000, maxCopies: 128_000, holdMs: 300 };
+export const MERGE_DEFAULTS: MergeOptions = { window: 2000, maxRows: 2000, maxCopies: 128_000, holdMs: 300 };
 
 export class MergeModel {
   private rows: Row[] = [];
@@ -156,7 +158,8 @@ export class MergeModel {
    * nearly none joins (every proc prints lines of its own), lines are placed at once.
    */
   private joinRate = 1;
-  private readonly index = new Map<string, Row[]>();
+  /** The joinable rows by key: lines of stdout, of stderr, bars of stdout, of stderr (`space`). */
+  private readonly index: Map<string, Row[]>[] = [new Map(), new Map(), new Map(), new Map()];
   /** Rows from this id on are in the window (joinable). */
   private windowStart = 1;
   private readonly states = new Map<number, RankState>();
@@ -474,8 +477,8 @@ export class MergeModel {
       return;
     }
     const stream = line.stream;
-    const key = `${stream}\u0000${text}`;
-    const join = this.findJoin(key, s.lastPos[stream]);
+    const key = text;
+    const join = this.findJoin(space('line', stream), key, s.lastPos[stream]);
     this.joinRate += ((join !== null ? 1 : 0) - this.joinRate) / 64;
     if (join !== null && this.placeHeldBefore(s, join)) {
       this.addCopy(join, s.rank, line);
@@ -499,8 +502,8 @@ export class MergeModel {
   }
 
   private placeProgress(s: RankState, line: StoredLine): void {
-    const key = progressKey(line);
-    const join = this.findJoin(key, s.lastPos[line.stream]);
+    const key = progressLabel(line.text);
+    const join = this.findJoin(space('progress', line.stream), key, s.lastPos[line.stream]);
     let row: Row;
     if (join !== null && this.placeHeldBefore(s, join)) {
       this.addCopy(join, s.rank, line);
@@ -527,10 +530,10 @@ export class MergeModel {
       row.severity = severity(row.text);
       if (line.redrawn) {
         row.kind = 'progress'; // a bar after all: others' bars with its label join it
-        this.indexRow(row, progressKey(line));
+        this.indexRow(row, progressLabel(line.text));
       } else if (!line.open) {
         row.kind = 'line';
-        this.indexRow(row, `${line.stream}\u0000${row.text}`);
+        this.indexRow(row, row.text);
       }
     } else if (row.kind === 'display') {
       row.text = plainOfDisplay(line);
@@ -583,7 +586,7 @@ export class MergeModel {
       const pos = previous + (gap * (i + 1)) / (lines.length + 1);
       const row = new Row(host.id, pos, 'line', line.stream, text, severity(text), host, this.capacity);
       this.addCopy(row, s.rank, line);
-      this.indexRow(row, `${line.stream}\u0000${text}`);
+      this.indexRow(row, text);
       return row;
     });
     list.splice(at, 0, ...rows);
@@ -623,7 +626,7 @@ export class MergeModel {
     }
     rest.sort((a, b) => a.id - b.id);
     for (const line of rest) {
-      this.newRow(s, 'line', line, line.text, `${line.stream}\u0000${line.text}`);
+      this.newRow(s, 'line', line, line.text, line.text);
     }
   }
 
@@ -650,12 +653,13 @@ export class MergeModel {
 
   // --- rows -------------------------------------------------------------------------------------
 
-  private newRow(s: RankState, kind: RowKind, line: StoredLine, text: string, key = ''): Row {
+  /** A new main row at the end; joinable by `key` (null: not joinable). */
+  private newRow(s: RankState, kind: RowKind, line: StoredLine, text: string, key: string | null = null): Row {
     const id = this.nextId++;
     const row = new Row(id, id, kind, line.stream, text, severity(text), null, this.capacity);
     this.rows.push(row);
     this.addCopy(row, s.rank, line);
-    if (key !== '') {
+    if (key !== null) {
       this.indexRow(row, key);
     }
     s.lastPos[row.stream] = row.pos;
@@ -683,8 +687,8 @@ export class MergeModel {
     this.changedRows.add(row.main);
   }
 
-  private findJoin(key: string, after: number): Row | null {
-    const list = this.index.get(key);
+  private findJoin(where: number, key: string, after: number): Row | null {
+    const list = this.index[where].get(key);
     if (list === undefined) {
       return null;
     }
@@ -699,13 +703,15 @@ export class MergeModel {
 
   private indexRow(row: Row, key: string): void {
     row.key = key;
+    row.space = space(row.kind, row.stream);
     if (row.main.id < this.windowStart) {
       return; // out of the window already
     }
-    let list = this.index.get(key);
+    const index = this.index[row.space];
+    let list = index.get(key);
     if (list === undefined) {
       list = [];
-      this.index.set(key, list);
+      index.set(key, list);
     }
     list.push(row);
     if (list.length > MAX_KEY_ROWS) {
@@ -723,7 +729,8 @@ export class MergeModel {
   /** A main row and its preludes can no longer be joined. */
   private unindex(row: Row): void {
     for (const r of [row, ...(row.before ?? [])]) {
-      const list = r.key === '' ? undefined : this.index.get(r.key);
+      const index = r.space < 0 ? undefined : this.index[r.space];
+      const list = index?.get(r.key);
       if (list === undefined) {
         continue;
       }
@@ -732,7 +739,7 @@ export class MergeModel {
         list.splice(i, 1);
       }
       if (list.length === 0) {
-        this.index.delete(r.key);
+        index?.delete(r.key);
       }
     }
   }
@@ -764,8 +771,9 @@ function rowTime(row: Row): number {
   return row.copies.length > 0 ? row.copies[0].line.t : 0;
 }
 
-function progressKey(line: StoredLine): string {
-  return `${line.stream}\u0001${progressLabel(line.text)}`;
+/** Which index a row of `kind` on `stream` is joined through (lines and bars, per stream). */
+function space(kind: RowKind, stream: Stream): number {
+  return (kind === 'progress' ? 2 : 0) + (stream === 2 ? 1 : 0);
 }
 
 /** A bundle's line in the merged view: its plain text, or its types. */

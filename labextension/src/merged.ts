@@ -33,6 +33,8 @@ import { NOMATCH } from './view';
 const BLOCK_ROWS = 64;
 /** Rows made between two looks at the clock. */
 const APPEND_ROWS = 16;
+/** While rows come far faster than the DOM can show them, it jumps to the newest this often (ms). */
+const JUMP_EVERY_MS = 250;
 /** Rows skipped by a jump are prepended once no new row came for this long (ms). */
 const BACKFILL_QUIET_MS = 300;
 const BACKFILL_MAX_RATE = 100;
@@ -124,6 +126,8 @@ export class MergedView implements PacedTask, Counted {
   private timerAt = 0;
   /** Since when consuming waits for the procs' models to apply their messages (0: it does not). */
   private deferSince = 0;
+  /** When the DOM last jumped to the newest rows (ms). */
+  private jumpedAt = -Infinity;
   /** What merging cost so far (see showStats); lines taken by models replaced by a rebuild. */
   private mergeMs = 0;
   private linesBefore = 0;
@@ -367,7 +371,18 @@ export class MergedView implements PacedTask, Counted {
   // --- DOM ----------------------------------------------------------------------------------------
 
   private render(deadline: number): void {
+    // Rows coming far faster than the DOM can show them (a flood of different lines): jump
+    // to the newest rows at most every JUMP_EVERY_MS rather than at every step, where each
+    // jump would make rows only to throw them away at the next.
+    const now = performance.now();
+    if (this.mirror.jumping && now - this.jumpedAt < JUMP_EVERY_MS) {
+      this.wake(JUMP_EVERY_MS - (now - this.jumpedAt));
+      return;
+    }
     const start = this.mirror.begin();
+    if (start.clear) {
+      this.jumpedAt = now;
+    }
     if (start.clear) {
       this.rowsEl.replaceChildren();
       this.items.clear();

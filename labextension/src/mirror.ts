@@ -169,6 +169,12 @@ export class Mirror<L extends Mirrored = StoredLine> {
     return !this.needsClear && this.skipped === 0 && (this.lastShown >= upTo || upTo < this.store.firstId);
   }
 
+  /** Whether the next step jumps to the newest lines (it is too far behind, and may). */
+  get jumping(): boolean {
+    const storeFirst = this.store.firstId;
+    return this.mayJump && this.held.length === 0 && this.store.lastId - Math.max(this.lastShown, storeFirst - 1) > this.jumpBehind;
+  }
+
   /**
    * Start a step: what to remove and re-render; the DOM's range is updated for it. A view
    * too far behind jumps here (the step clears the DOM).
@@ -177,7 +183,7 @@ export class Mirror<L extends Mirrored = StoredLine> {
     const storeFirst = this.store.firstId;
     let clear = false;
     let remove = 0;
-    if (this.mayJump && this.held.length === 0 && this.store.lastId - Math.max(this.lastShown, storeFirst - 1) > this.jumpBehind) {
+    if (this.jumping) {
       clear = true;
       this.needsClear = false;
       this.firstShown = Math.max(storeFirst, this.store.lastId - this.jumpKeep + 1);
