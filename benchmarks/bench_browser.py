@@ -127,9 +127,11 @@ class Config:
     trace_seconds: float = 8.0  # part 3: how long the trace runs, from the --bg cell's start
     trace_js: bool = False  # part 3: the trace includes JS samples (V8's sampling profiler)
     trace_catchup: str = ""  # part 1: write a Chromium trace of the last run's flush cell here
-    flood_nice: int = 0  # part 3: os.nice() increment of the flooding procs
+    flood_nice: int = 0  # parts 3, 4: os.nice() increment of the flooding procs
     merged_procs: int = 64  # part 4
     merged_runs: int = 5  # part 4: floods, each in the same kernel and procs
+    task_cpu: bool = False  # part 4: trace every run for each long task's CPU time (the trace costs CPU too)
+    browser_cpu: int | None = None  # Chromium alone on this cpu, the rest (server, kernel, procs) on the others
 
 
 FULL = Config(lines=100_000, runs=3, flushes=100, idle_procs=8, flood_procs=16, flood_seconds=30.0, sample_interval=0.5)
@@ -938,6 +940,38 @@ def js_heap_mb(page: Page) -> float:
     return float(metrics.get("JSHeapUsedSize", 0.0)) / 2**20
 
 
+def pin_browser(cpu: int) -> None:
+    """Every thread of Chromium's processes on ``cpu`` alone (as when the browser runs on a
+    machine of its own: the procs cannot take its CPU). Threads started later inherit it."""
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if "chrom" not in p.name() and "chrom" not in " ".join(p.cmdline()):
+                continue
+            for t in p.threads():
+                with suppress(OSError):  # a thread gone meanwhile
+                    os.sched_setaffinity(t.id, {cpu})
+        except psutil.Error:
+            pass  # gone meanwhile
+
+
+def renderer_tasks(trace: str, over: float) -> list[tuple[float, float]]:
+    """The page's top-level tasks longer than ``over`` seconds in a Chromium trace, as (wall,
+    CPU) seconds: a long task with little CPU in it is time the renderer waited for a CPU."""
+    with open(trace, encoding="utf-8") as f:
+        data = json.load(f)
+    events = data["traceEvents"] if isinstance(data, dict) else data
+    main = {
+        (e["pid"], e["tid"])
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"
+    }
+    return [
+        (e["dur"] / 1e6, e.get("tdur", e["dur"]) / 1e6)
+        for e in events
+        if e.get("ph") == "X" and e.get("name") == "RunTask" and (e["pid"], e["tid"]) in main and e["dur"] > over * 1e6
+    ]
+
+
 def part4(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
     procs, seconds, runs = cfg.merged_procs, cfg.flood_seconds, cfg.merged_runs
     say(f"\n== 4. the merged view: {procs} procs print flat out for {seconds:g} s, {runs} run(s)")
@@ -951,6 +985,7 @@ def part4(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
             (
                 f"%%procs {procs} --bg --view merged\n"
                 "import os, time\n"
+                f"os.setpriority(os.PRIO_PROCESS, 0, {cfg.flood_nice})  # the same in every run\n"
                 "r = os.environ['RANK']\n"
                 "t0 = time.time(); i = 0\n"
                 f"while time.time() - t0 < {seconds}:\n"
@@ -980,6 +1015,8 @@ def part4(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         heap_start = js_heap_mb(page)
     clean, rendered_all, tails_ok, bounds_ok = 0, True, True, True
     worst_tasks: list[float] = []
+    worst_cpu: list[float] = []
+    busy_clean = 0
     per_line: list[float] = []
     heaps: list[float] = []
     for k in range(runs):
@@ -990,11 +1027,23 @@ def part4(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         cpu_before, cpu_t0 = cpu_seconds(server), time.monotonic()
         samples: list[float] = []
         browser = page.context.browser
+        if cfg.browser_cpu is not None:
+            pin_browser(cfg.browser_cpu)  # renderers started since are pinned too
         tracing = bool(cfg.trace) and k == min(1, runs - 1) and browser is not None  # the second run
-        if tracing and browser is not None:
+        # With --task-cpu every run is traced (top-level tasks only, unless --trace asks for
+        # more): a trace has each task's CPU time beside its wall time, which the Long Tasks
+        # API lacks. Tracing costs the browser CPU of its own, so it is off by default.
+        trace_path = cfg.trace if tracing else str(Path(tempfile.gettempdir()) / f"bench-merged-{os.getpid()}.json")
+        traced = tracing or cfg.task_cpu
+        main_tasks: list[tuple[float, float]] = []
+        if traced and browser is not None:
             with WATCHDOG.bound(60, "Chromium to start tracing"):
-                categories = TRACE_CATEGORIES + ([PROFILER_CATEGORY] if cfg.trace_js else [])
-                browser.start_tracing(page=page, path=cfg.trace, categories=categories)
+                categories = (
+                    TRACE_CATEGORIES + ([PROFILER_CATEGORY] if cfg.trace_js else [])
+                    if tracing
+                    else ["disabled-by-default-devtools.timeline"]  # RunTask, with CPU time
+                )
+                browser.start_tracing(page=page, path=trace_path, categories=categories)
         floor2 = nb.start_cell(2)
         with WATCHDOG.bound(120, f"the --bg cell of {nb.path} to return its handle"):
             nb.wait_cell_done(2, floor2, timeout=60_000)
@@ -1011,10 +1060,14 @@ def part4(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out waiting for cell 3 of {nb.path} (wait for the procs, then flush)")
             time.sleep(cfg.sample_interval)  # the sampling interval, not a wait for state
-        if tracing and browser is not None:
+        if traced and browser is not None:
             with WATCHDOG.bound(120, "Chromium to stop tracing"):
                 browser.stop_tracing()
-            say(f"  trace of run {k + 1} written to {cfg.trace}")
+            main_tasks = renderer_tasks(trace_path, 0.05)
+            if tracing:
+                say(f"  trace of run {k + 1} written to {cfg.trace}")
+            else:
+                os.unlink(trace_path)
         with WATCHDOG.bound(120, f"cell 3 of {nb.path} to show its prompt, and the merged view's figures"):
             nb.wait_cell_done(3, floor3, timeout=30_000)
             view = page.evaluate(MERGE_STATS, [2])  # at once: "rendered" means in the DOM now
@@ -1027,6 +1080,16 @@ def part4(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         span = max(v[1] for v in res.values()) - min(v[0] for v in res.values())
         durations = [d / 1000 for s, d in lt["tasks"] if s >= window_start]
         over = [d for d in durations if d > LONG_TASK_TARGET]
+        origin = (obs["wall"] - obs["now"]) / 1000  # performance.now() 0 on the wall clock
+        flood_start = min(v[0] for v in res.values())
+        over_at = [
+            f"{ms(d / 1000)} at {origin + st / 1000 - flood_start:+.1f} s"
+            for st, d in lt["tasks"]
+            if st >= window_start and d / 1000 > LONG_TASK_TARGET
+        ]
+        busy = [cpu for _, cpu in main_tasks if cpu > LONG_TASK_TARGET]
+        busy_clean += not busy
+        worst_cpu.append(max((cpu for _, cpu in main_tasks), default=0.0))
         clean += not over
         worst_tasks.append(max(durations, default=0.0))
         outcomes = {int(r): o for r, o in b["outcomes"].items()}
@@ -1050,6 +1113,13 @@ def part4(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
             f"{len(durations)}, max {ms(max(durations)) if durations else '--'}, over 200 ms: {len(over)}; "
             f"page.evaluate('1') median {ms(statistics.median(samples))}, max {ms(max(samples))}; "
             f"flush {sorted(set(outcomes.values()))} {b['t1'] - b['t_waited']:.2f} s after the handle's wait"
+            + (f"; over 200 ms (from the procs' first print): {', '.join(over_at)}" if over_at else "")
+            + (
+                "; the renderer's main thread in tasks over 200 ms (trace): "
+                + ", ".join(f"{ms(wall)} wall, {ms(cpu)} CPU" for wall, cpu in main_tasks if wall > LONG_TASK_TARGET)
+                if any(wall > LONG_TASK_TARGET for wall, _ in main_tasks)
+                else ""
+            )
         )
         say(
             f"         merged: {st.get('lines', 0):,} lines taken into rows in {st.get('ms', 0.0):,.0f} ms "
@@ -1070,6 +1140,13 @@ def part4(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         clean >= max(1, runs - 1),
     )
     summary.add("4 longest task per run", "(none)", " / ".join(ms(w) for w in worst_tasks), None)
+    if cfg.task_cpu:
+        summary.add(
+            f"4 runs with no task > 200 ms of the renderer's CPU ({procs} procs)",
+            "(none)",
+            f"{busy_clean} of {runs}; most CPU in one task per run " + " / ".join(ms(w) for w in worst_cpu),
+            None,
+        )
     summary.add("4 merging cost per line (median of runs)", "O(1)", f"{statistics.median(per_line):.2f} us", None)
     summary.add("4 rows, copies within their bounds", "every run", "yes" if bounds_ok else "no", bounds_ok)
     summary.add("4 JS heap after GC, per run", "(none)", " / ".join(f"{h:.0f} MiB" for h in heaps), None)
@@ -1104,7 +1181,18 @@ def main() -> int:
         "--flood-nice",
         type=int,
         default=0,
-        help="(3) the flooding procs lower their CPU priority by this (os.nice; default 0)",
+        help="(3, 4) the flooding procs lower their CPU priority by this (os.nice; default 0)",
+    )
+    ap.add_argument(
+        "--task-cpu",
+        action="store_true",
+        help="(4) trace every run to give each long task's CPU time beside its wall time (costs CPU)",
+    )
+    ap.add_argument(
+        "--browser-cpu",
+        type=int,
+        help="run Chromium alone on this cpu and everything else on the others, as when the browser "
+        "runs on the user's own machine (default: all share every cpu)",
     )
     ap.add_argument("--trace-seconds", type=float, default=8.0, help="(3) seconds the trace runs (default 8)")
     ap.add_argument("--trace-js", action="store_true", help="(1, 3) the traces include JS samples (costs more)")
@@ -1114,6 +1202,9 @@ def main() -> int:
         help="(1) write a Chromium performance trace (JSON) of the last run's flush cell here",
     )
     args = ap.parse_args()
+    cpus = os.sched_getaffinity(0)
+    if args.browser_cpu is not None and (args.browser_cpu not in cpus or len(cpus) < 2):
+        ap.error(f"--browser-cpu {args.browser_cpu}: needs a cpu of {sorted(cpus)}, and another one left for the rest")
     base = QUICK if args.quick else FULL
     cfg = Config(
         lines=args.lines or base.lines,
@@ -1128,6 +1219,8 @@ def main() -> int:
         trace_js=args.trace_js,
         trace_catchup=args.trace_catchup,
         flood_nice=args.flood_nice,
+        task_cpu=args.task_cpu,
+        browser_cpu=args.browser_cpu,
         merged_procs=args.merged_procs,
         merged_runs=args.merged_runs or base.merged_runs,
     )
@@ -1147,6 +1240,9 @@ def main() -> int:
     # (privately loaded) instance at a dir of our own, so that a run never overwrites the
     # browser tests' tests/artifacts/jupyter-server.log (or has its own log truncated by them).
     logdir = Path(tempfile.mkdtemp(prefix="ipylogfwd-bench-browser-"))
+    if cfg.browser_cpu is not None:
+        # The server, its kernels and their procs inherit this; Chromium is moved once started.
+        os.sched_setaffinity(0, os.sched_getaffinity(0) - {cfg.browser_cpu})
     labdriver.ARTIFACTS = logdir
     try:
         # start_lab stops the kernels, then the server, on the way out; sync_playwright stops
@@ -1171,6 +1267,9 @@ def main() -> int:
                 page.on("dialog", lambda d: d.accept())  # e.g. "leave the page?"
                 page.on("pageerror", lambda e: page_errors.append(str(e)))
                 say(f"  browser: Chromium {browser.version} (headless, via Playwright)")
+                if cfg.browser_cpu is not None:
+                    pin_browser(cfg.browser_cpu)
+                    say(f"  Chromium on cpu {cfg.browser_cpu} alone; the server, kernels and procs on the others")
                 for part, fn in (("1", part1), ("2", part2), ("3", part3), ("4", part4)):
                     if part not in parts:
                         continue

@@ -498,11 +498,13 @@ def write_doc(path: Path, args: argparse.Namespace, rows: list[Row], flushes: di
         "",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
-    # benchmarks/bench_hosts.py keeps its own section in the same file: carry it over.
+    # benchmarks/bench_hosts.py and bench_browser.py keep sections of their own in the same
+    # file: carry them over.
     old = path.read_text() if path.exists() else ""
-    begin, end = "<!-- bench_hosts: begin -->", "<!-- bench_hosts: end -->"
-    if begin in old and end in old:
-        lines += ["", old[old.index(begin) : old.index(end) + len(end)], ""]
+    for name in ("bench_hosts", "bench_browser"):
+        begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+        if begin in old and end in old:
+            lines += ["", old[old.index(begin) : old.index(end) + len(end)], ""]
     path.write_text("\n".join(lines))
 
 
