@@ -32,10 +32,11 @@ from ..pipeline.logfiles import copy_logs, log_path
 from ..pipeline.queues import Mailboxes
 from ..pipeline.reader import Reader, make_pipe
 from ..proc import worker
+from ..proc.handoff import InheritedFd
 from ..proc.watchdog import Watchdog
 from ..wire import markers, proc_messages
 from .data import Replies
-from .localproc import InheritedFd, LocalProc, await_hello, kill_group, kill_tree
+from .localproc import LocalProc, await_hello, kill_group, kill_tree
 from .procset import FlushAsk, ProcEvents, ProcInfo
 from .stacks import RawStacks, collect
 
@@ -115,20 +116,13 @@ class LocalProcs:
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         token = markers.new_token()  # given to the proc and its reader only, never in the env
         fds = (InheritedFd(out_w), InheritedFd(err_w), InheritedFd(disp_w), InheritedFd(stacks_w))
+        options = (self._flush_interval, die_with_parent)
         process = ctx.Process(
             target=worker.main,
             name=f"ipylogfwd-rank{rank}",
             # The whole environment, and the directory, as they are now: the procs are forked
             # from a server started earlier, with the environment and directory of then.
-            args=(
-                {**os.environ, **self._envs[rank]},
-                os.getcwd(),
-                *fds,
-                child_conn,
-                token,
-                self._flush_interval,
-                die_with_parent,
-            ),
+            args=({**os.environ, **self._envs[rank]}, os.getcwd(), *fds, child_conn, token, *options),
         )
         try:
             process.start()
