@@ -385,6 +385,9 @@ def part_ab(args: argparse.Namespace, logdir: Path, summary: list[tuple[str, str
     fe = Frontend(keep_text=True, log=logdir / "kernel-ab.log")
     try:
         fe.execute("%load_ext ipylogfwd")
+        # No server stands between this client and the kernel: every line is shown (the text
+        # limit is for a Jupyter server's IOPub rate limits).
+        fe.execute("import ipylogfwd; ipylogfwd.set_text_limit(None)")
         fe.execute(f"%%procs {n} --logdir {logdir / 'ab'}\nimport os\n")
         # warm-up: a small flood through the whole path
         flood_in_kernel(fe, n, 2000, payload)
@@ -520,6 +523,7 @@ def _part_d(args: argparse.Namespace, logdir: Path, summary: list[tuple[str, str
     try:
         kproc = psutil.Process(fe.pid)
         fe.execute("%load_ext ipylogfwd")
+        fe.execute("import ipylogfwd; ipylogfwd.set_text_limit(None)")  # as in part a
         fe.execute(f"%%procs {n} --logdir {logdir / ('d-' + writer)}\nimport os\n")
         time.sleep(1.0)
         idle_samples = []
