@@ -18,6 +18,8 @@ c  ``%logflush`` latency with 8 idle procs, measured inside the kernel (one cell
    flushes) and, as a secondary figure, as a frontend round trip of a ``%logflush`` cell.
 d  Kernel peak RSS while ``--rss-lines`` x 4 short lines pass, polled with psutil every
    ``--rss-interval`` s, against the kernel's idle RSS after %load_ext and starting the procs.
+e  Start-up: ``%%procs 64`` with a body of ``1`` in a fresh kernel, from sending the cell to
+   its reply (64 procs started and a first cell done), ``--spawn-runs`` times.
 
 The frontend is a small jupyter_client client whose IOPub socket is drained by its own thread
 as fast as messages come (ZMQ drops IOPub messages beyond the kernel's send high-water mark if
@@ -383,6 +385,9 @@ def part_ab(args: argparse.Namespace, logdir: Path, summary: list[tuple[str, str
     fe = Frontend(keep_text=True, log=logdir / "kernel-ab.log")
     try:
         fe.execute("%load_ext ipylogfwd")
+        # No server stands between this client and the kernel: every line is shown (the text
+        # limit is for a Jupyter server's IOPub rate limits).
+        fe.execute("import ipylogfwd; ipylogfwd.set_text_limit(None)")
         fe.execute(f"%%procs {n} --logdir {logdir / 'ab'}\nimport os\n")
         # warm-up: a small flood through the whole path
         flood_in_kernel(fe, n, 2000, payload)
@@ -518,6 +523,7 @@ def _part_d(args: argparse.Namespace, logdir: Path, summary: list[tuple[str, str
     try:
         kproc = psutil.Process(fe.pid)
         fe.execute("%load_ext ipylogfwd")
+        fe.execute("import ipylogfwd; ipylogfwd.set_text_limit(None)")  # as in part a
         fe.execute(f"%%procs {n} --logdir {logdir / ('d-' + writer)}\nimport os\n")
         time.sleep(1.0)
         idle_samples = []
@@ -575,6 +581,22 @@ def _part_d(args: argparse.Namespace, logdir: Path, summary: list[tuple[str, str
 # ---------------------------------------------------------------------------------------------
 
 
+def part_e(args: argparse.Namespace, logdir: Path, summary: list[tuple[str, str, str, bool | None]]) -> None:
+    n = 64
+    print(f"\n== (e) {n} procs started and a first cell done, fresh kernel each, {args.spawn_runs} runs ==")
+    took = []
+    for i in range(args.spawn_runs):
+        fe = Frontend(keep_text=True, log=logdir / f"kernel-e{i}.log")
+        try:
+            fe.execute("%load_ext ipylogfwd")
+            cell = fe.execute(f"%%procs {n} --logdir {logdir / f'e{i}'}\n1\n", timeout=120)
+            took.append(cell.seconds)
+            print(f"  run {i + 1}: {cell.seconds:.2f} s")
+        finally:
+            fe.shutdown()
+    summary.append((f"(e) %%procs {n} + first cell (median)", f"{med(took):.2f} s", "< 3 s", med(took) < 3))
+
+
 def machine_info() -> None:
     import ipykernel
     import IPython
@@ -605,7 +627,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--parts", default="a,b,c,d", help="comma-separated parts to run: a,b,c,d (a and b share runs)")
+    ap.add_argument("--parts", default="a,b,c,d,e", help="comma-separated parts to run: a,b,c,d,e (a and b share runs)")
+    ap.add_argument("--spawn-runs", type=int, help="(e) fresh kernels started (default 5; quick 1)")
     ap.add_argument("--quick", action="store_true", help="scale everything down (smoke check, < ~60 s)")
     ap.add_argument("--lines", type=int, help="(a/b) lines per proc (default 250000; quick 20000)")
     ap.add_argument("--payload", type=int, default=50, help="(a/b) payload characters per line (default 50)")
@@ -625,11 +648,12 @@ def main() -> None:
     args.flushes = args.flushes or (50 if q else 200)
     args.frontend_flushes = args.frontend_flushes or (5 if q else 20)
     args.rss_lines = args.rss_lines or (100_000 if q else 2_500_000)
+    args.spawn_runs = args.spawn_runs or (1 if q else 5)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     args.rss_writers = [w.strip() for w in args.rss_writers.split(",") if w.strip()]
     if not set(args.rss_writers) <= {"print", "block"}:
         ap.error(f"--rss-writers: print and/or block, not {args.rss_writers}")
-    unknown = parts - set("abcd")
+    unknown = parts - set("abcde")
     if unknown:
         ap.error(f"unknown parts {sorted(unknown)}")
 
@@ -645,6 +669,8 @@ def main() -> None:
             part_c(args, logdir, summary)
         if "d" in parts:
             part_d(args, logdir, summary)
+        if "e" in parts:
+            part_e(args, logdir, summary)
     except BaseException:
         for log in sorted(logdir.glob("kernel-*.log")):
             tail = log.read_text(errors="replace").splitlines()[-30:]

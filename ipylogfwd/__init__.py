@@ -8,7 +8,8 @@ Python.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     FlushWarning,
@@ -22,10 +23,34 @@ from .errors import (
     TransferError,
     UsageError,
 )
-from .group import Execution, GroupStatus, ProcGroup, ProcStatus, parse_targets
-from .pipeline.barrier import FlushEntry, FlushReport
-from .sinks.elision import set_text_limit
 from .version import __version__ as __version__
+
+if TYPE_CHECKING:
+    from .group import Execution, GroupStatus, ProcGroup, ProcStatus, parse_targets
+    from .pipeline.barrier import FlushEntry, FlushReport
+    from .sinks.elision import set_text_limit
+
+# The API is imported when first used: a proc imports this package for its own small part
+# (``ipylogfwd.proc.worker``), and should not pay for the kernel's (groups, hosts, sinks).
+_LAZY = {
+    "Execution": ".group",
+    "GroupStatus": ".group",
+    "ProcGroup": ".group",
+    "ProcStatus": ".group",
+    "parse_targets": ".group",
+    "FlushEntry": ".pipeline.barrier",
+    "FlushReport": ".pipeline.barrier",
+    "set_text_limit": ".sinks.elision",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ipylogfwd' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "Execution",

@@ -13,9 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing import connection as mp_connection
-from multiprocessing import reduction
 from pathlib import Path
-from typing import Any
 
 from ..errors import ProcStartError
 from ..pipeline.items import STDERR
@@ -23,20 +21,6 @@ from ..pipeline.logfiles import log_path
 from ..proc import tree
 from ..wire import proc_messages
 from .status import describe_exit
-
-
-class InheritedFd:
-    """An fd handed to a spawned proc at the same number (pickled while it is being spawned)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_detach, (reduction.DupFd(self.fd),))
-
-
-def _detach(dup: Any) -> int:
-    return int(dup.detach())
 
 
 @dataclass

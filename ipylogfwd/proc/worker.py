@@ -221,6 +221,7 @@ class _Worker:
 
 def main(
     env: dict[str, str],
+    cwd: str,
     out_fd: int,
     err_fd: int,
     display_fd: int,
@@ -232,10 +233,14 @@ def main(
 ) -> None:
     """Entry point of a proc (the ``multiprocessing`` target). Returns when told to shut down.
 
-    ``env`` is added to the environment first (``group.environment``); ``out_fd`` and
+    ``env`` becomes the environment (the kernel's, with ``group.environment``'s variables) and
+    ``cwd`` the working directory, first; ``out_fd`` and
     ``err_fd`` become fds 1 and 2 and stay open, private, for the markers; ``display_fd``
     carries display bundles (``wire.displays``); ``stacks_fd`` takes stack dumps."""
+    os.environ.clear()
     os.environ.update(env)
+    with contextlib.suppress(OSError):  # gone since: the proc starts where it is
+        os.chdir(cwd)
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
     for fd in (out_fd, err_fd, display_fd, stacks_fd):
