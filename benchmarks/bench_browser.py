@@ -730,6 +730,38 @@ TRACE_CATEGORIES = [
 PROFILER_CATEGORY = "disabled-by-default-v8.cpu_profiler"  # JS samples; starting it costs a long task
 
 
+def flood_cell(procs: int, seconds: float, nice: int, view: str) -> str:
+    """A --bg cell whose procs print distinct lines flat out for ``seconds`` at CPU priority
+    ``nice`` (set, not added: the same in every run) and return (start, end, lines)."""
+    return (
+        f"%%procs {procs} --bg --view {view}\n"
+        "import os, time\n"
+        f"os.setpriority(os.PRIO_PROCESS, 0, {nice})\n"
+        "r = os.environ['RANK']\n"
+        "t0 = time.time(); i = 0\n"
+        f"while time.time() - t0 < {seconds}:\n"
+        "    print(f'rank {r} line {i}')\n"
+        "    i += 1\n"
+        "(t0, time.time(), i)\n"
+    )
+
+
+def wait_and_flush_cell(seconds: float) -> str:
+    """A cell that waits for the --bg cell before it, flushes, and prints what it saw as JSON."""
+    return (
+        "import json, time, ipylogfwd\n"
+        "job = _  # the --bg cell's handle\n"
+        f"res = job.wait({seconds + 300})\n"
+        "t_waited = time.time()\n"
+        "rep = ipylogfwd.logflush(300)\n"
+        "t1 = time.time()\n"
+        "print('BENCH ' + json.dumps({'results': {str(k): v for k, v in res.items()},\n"
+        "    't_waited': t_waited, 't1': t1, 'note': rep.note,\n"
+        "    'outcomes': {str(k): v for k, v in rep.outcomes.items()}}))\n"
+        "rep\n"
+    )
+
+
 def part3(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
     procs, seconds = cfg.flood_procs, cfg.flood_seconds
     say(f"\n== 3. page responsiveness while {procs} procs print flat out for {seconds:g} s")
@@ -740,29 +772,8 @@ def part3(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         [
             LOAD,
             f"%procs {procs}",  # start the procs first
-            (
-                f"%%procs {procs} --bg --view procs\n"
-                "import os, time\n"
-                "r = os.environ['RANK']\n"
-                f"os.nice({cfg.flood_nice})\n"
-                "t0 = time.time(); i = 0\n"
-                f"while time.time() - t0 < {seconds}:\n"
-                "    print(f'rank {r} line {i}')\n"
-                "    i += 1\n"
-                "(t0, time.time(), i)\n"
-            ),
-            (
-                "import json, time, ipylogfwd\n"
-                "job = _  # the --bg cell's handle\n"
-                f"res = job.wait({seconds + 300})\n"
-                "t_waited = time.time()\n"
-                "rep = ipylogfwd.logflush(300)\n"
-                "t1 = time.time()\n"
-                "print('BENCH ' + json.dumps({'results': {str(k): v for k, v in res.items()},\n"
-                "    't_waited': t_waited, 't1': t1, 'note': rep.note,\n"
-                "    'outcomes': {str(k): v for k, v in rep.outcomes.items()}}))\n"
-                "rep\n"
-            ),
+            flood_cell(procs, seconds, cfg.flood_nice, "procs"),
+            wait_and_flush_cell(seconds),
         ],
     )
     run(nb, 0, 60_000)
@@ -982,29 +993,8 @@ def part4(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         [
             LOAD,
             f"%procs {procs}",  # start the procs first
-            (
-                f"%%procs {procs} --bg --view merged\n"
-                "import os, time\n"
-                f"os.setpriority(os.PRIO_PROCESS, 0, {cfg.flood_nice})  # the same in every run\n"
-                "r = os.environ['RANK']\n"
-                "t0 = time.time(); i = 0\n"
-                f"while time.time() - t0 < {seconds}:\n"
-                "    print(f'rank {r} line {i}')\n"
-                "    i += 1\n"
-                "(t0, time.time(), i)\n"
-            ),
-            (
-                "import json, time, ipylogfwd\n"
-                "job = _  # the --bg cell's handle\n"
-                f"res = job.wait({seconds + 300})\n"
-                "t_waited = time.time()\n"
-                "rep = ipylogfwd.logflush(300)\n"
-                "t1 = time.time()\n"
-                "print('BENCH ' + json.dumps({'results': {str(k): v for k, v in res.items()},\n"
-                "    't_waited': t_waited, 't1': t1, 'note': rep.note,\n"
-                "    'outcomes': {str(k): v for k, v in rep.outcomes.items()}}))\n"
-                "rep\n"
-            ),
+            flood_cell(procs, seconds, cfg.flood_nice, "merged"),
+            wait_and_flush_cell(seconds),
         ],
     )
     run(nb, 0, 60_000)

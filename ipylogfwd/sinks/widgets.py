@@ -18,17 +18,23 @@ import traitlets
 from ..wire import view_messages
 
 
-class ProcWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
-    """One proc's output in one cell: a header and its lines."""
+class _ViewWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
+    """A widget of the labextension's, speaking its view protocol (``wire.view_messages``)."""
 
-    _model_name = traitlets.Unicode("ProcModel").tag(sync=True)
     _model_module = traitlets.Unicode(view_messages.MODULE_NAME).tag(sync=True)
     _model_module_version = traitlets.Unicode(view_messages.MODULE_VERSION).tag(sync=True)
-    _view_name = traitlets.Unicode("ProcView").tag(sync=True)
     _view_module = traitlets.Unicode(view_messages.MODULE_NAME).tag(sync=True)
     _view_module_version = traitlets.Unicode(view_messages.MODULE_VERSION).tag(sync=True)
 
     protocol = traitlets.Int(view_messages.VIEW_PROTOCOL_VERSION).tag(sync=True)
+
+
+class ProcWidget(_ViewWidget):
+    """One proc's output in one cell: a header and its lines."""
+
+    _model_name = traitlets.Unicode("ProcModel").tag(sync=True)
+    _view_name = traitlets.Unicode("ProcView").tag(sync=True)
+
     rank = traitlets.Int(0).tag(sync=True)
     #: the host the proc runs on, for a group on several hosts ("" on one machine)
     host = traitlets.Unicode("").tag(sync=True)
@@ -63,7 +69,7 @@ VIEW_MODES = ("merged", "procs")
 TIME_MODES = ("off", "absolute", "relative")
 
 
-class ProcsPanel(ipywidgets.DOMWidget):  # type: ignore[misc]
+class ProcsPanel(_ViewWidget):
     """The procs of one cell, laid out together: their widgets, and a merged view of their
     lines (lines several ranks printed shown once, with their ranks), a toolbar (search,
     filters, timestamps), and a header for the whole group. The merged view, the header and
@@ -71,13 +77,8 @@ class ProcsPanel(ipywidgets.DOMWidget):  # type: ignore[misc]
     messages of its own."""
 
     _model_name = traitlets.Unicode("PanelModel").tag(sync=True)
-    _model_module = traitlets.Unicode(view_messages.MODULE_NAME).tag(sync=True)
-    _model_module_version = traitlets.Unicode(view_messages.MODULE_VERSION).tag(sync=True)
     _view_name = traitlets.Unicode("PanelView").tag(sync=True)
-    _view_module = traitlets.Unicode(view_messages.MODULE_NAME).tag(sync=True)
-    _view_module_version = traitlets.Unicode(view_messages.MODULE_VERSION).tag(sync=True)
 
-    protocol = traitlets.Int(view_messages.VIEW_PROTOCOL_VERSION).tag(sync=True)
     children = traitlets.List(traitlets.Instance(ProcWidget)).tag(sync=True, **ipywidgets.widget_serialization)
     #: when the cell started (seconds since the epoch): relative timestamps count from it
     started = traitlets.Float(0.0).tag(sync=True)

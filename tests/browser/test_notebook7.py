@@ -7,15 +7,9 @@ from typing import Any
 from .labdriver import LabServer, wait_for
 
 
-def test_widgets_and_rendered_flush_in_notebook_7(page: Any, lab: LabServer) -> None:
-    path = lab.write_notebook(
-        "nb7.ipynb",
-        [
-            "%load_ext ipylogfwd",
-            "%%procs 2\nfor i in range(30):\n    print(f'line {i:02d}')",
-            "r = %logflush\nprint('FLUSH', sorted(set(r.outcomes.values())))",
-        ],
-    )
+def run_all_until_flushed(page: Any, lab: LabServer, path: str) -> None:
+    """Open ``path`` in Notebook 7, run all its cells, and wait until the last one, a
+    ``%logflush``, printed that every proc's widget rendered everything before the barrier."""
     page.goto(f"{lab.url}/notebooks/{path}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     # Run All before the kernel is ready is lost: wait for it to be started and idle.
@@ -48,6 +42,18 @@ def test_widgets_and_rendered_flush_in_notebook_7(page: Any, lab: LabServer) -> 
         "Notebook 7 to run all cells and %logflush to report 'rendered' for every proc",
         timeout=120_000,
     )
+
+
+def test_widgets_and_rendered_flush_in_notebook_7(page: Any, lab: LabServer) -> None:
+    path = lab.write_notebook(
+        "nb7.ipynb",
+        [
+            "%load_ext ipylogfwd",
+            "%%procs 2\nfor i in range(30):\n    print(f'line {i:02d}')",
+            "r = %logflush\nprint('FLUSH', sorted(set(r.outcomes.values())))",
+        ],
+    )
+    run_all_until_flushed(page, lab, path)
     for rank in (0, 1):
         texts = page.locator(f'.ipylogfwd-proc[data-rank="{rank}"] .ipylogfwd-line').all_inner_texts()
         assert texts == [f"line {i:02d}" for i in range(30)], texts
@@ -62,35 +68,7 @@ def test_the_merged_view_and_its_toggle_in_notebook_7(page: Any, lab: LabServer)
             "r = %logflush\nprint('FLUSH', sorted(set(r.outcomes.values())))",
         ],
     )
-    page.goto(f"{lab.url}/notebooks/{path}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    wait_for(
-        page,
-        "() => !!document.querySelector('.jp-Notebook-ExecutionIndicator[data-status=\"idle\"]')",
-        "Notebook 7's kernel to be idle (.jp-Notebook-ExecutionIndicator[data-status=idle])",
-        timeout=60_000,
-    )
-    for attempt in range(3):  # see test_widgets_and_rendered_flush_in_notebook_7
-        page.get_by_text("Run", exact=True).first.click()
-        page.get_by_text("Run All Cells", exact=True).first.click()
-        try:
-            wait_for(
-                page,
-                "() => [...document.querySelectorAll('.jp-InputPrompt')]"
-                ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))",
-                "a cell of Notebook 7 to start running (a prompt showing [*] or [N])",
-                timeout=20_000,
-            )
-            break
-        except AssertionError:
-            if attempt == 2:
-                raise
-    wait_for(
-        page,
-        "() => document.body.innerText.includes(\"FLUSH ['rendered']\")",
-        "Notebook 7 to run all cells and %logflush to report 'rendered' for every proc",
-        timeout=120_000,
-    )
+    run_all_until_flushed(page, lab, path)
     # 8 procs: the merged view, its rows as rendered when the flush returned.
     rows = page.locator("[data-ipylogfwd-merged] .ipylogfwd-mrow")
     got = [
