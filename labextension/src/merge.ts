@@ -12,7 +12,10 @@
  * are placed just before it (as "prelude" rows of the row they precede: main rows keep
  * consecutive ids, so views mirror them like lines, see mirror.ts), and ranks printing their
  * own lines between shared ones read as one block of rows per shared line; if it does not, or
- * after `holdMs`, or when a barrier needs it, they are placed at the end.
+ * after `holdMs`, or when a barrier needs it, they are placed at the end. A held line is
+ * also what another lagging rank's line may join: when the rank ahead did not print a line
+ * (it failed, or took another branch) the ranks behind it that did share one row for it,
+ * rather than each placing its own copy when its hold ends.
  *
  * Kinds of rows:
  * - `line`: one text, the ranks that printed it, each rank's own copy (its time, its colours);
@@ -160,6 +163,12 @@ export class MergeModel {
   private joinRate = 1;
   /** The joinable rows by key: lines of stdout, of stderr, bars of stdout, of stderr (`space`). */
   private readonly index: Map<string, Row[]>[] = [new Map(), new Map(), new Map(), new Map()];
+  /**
+   * Per stream, the ranks holding a line of each text: a line no row has yet may be one that
+   * another lagging rank holds (the rank ahead did not print it), and then that rank's held
+   * lines are placed so that both share one row instead of each placing its own later.
+   */
+  private readonly heldBy: Record<Stream, Map<string, Set<RankState>>> = { 1: new Map(), 2: new Map() };
   /** Rows from this id on are in the window (joinable). */
   private windowStart = 1;
   private readonly states = new Map<number, RankState>();
@@ -478,7 +487,14 @@ export class MergeModel {
     }
     const stream = line.stream;
     const key = text;
-    const join = this.findJoin(space('line', stream), key, s.lastPos[stream]);
+    let join = this.findJoin(space('line', stream), key, s.lastPos[stream]);
+    if (join === null) {
+      const holder = this.holderOf(stream, key, s);
+      if (holder !== null) {
+        this.flushHeld(holder); // its copy of the line becomes a row this one can join
+        join = this.findJoin(space('line', stream), key, s.lastPos[stream]);
+      }
+    }
     this.joinRate += ((join !== null ? 1 : 0) - this.joinRate) / 64;
     if (join !== null && this.placeHeldBefore(s, join)) {
       this.addCopy(join, s.rank, line);
@@ -492,6 +508,7 @@ export class MergeModel {
         held.since = now;
       }
       held.lines.push(line);
+      this.noteHeld(s, line);
       if (held.lines.length >= MAX_HELD) {
         this.flushHeld(s);
       }
@@ -552,6 +569,7 @@ export class MergeModel {
   private placeHeldBefore(s: RankState, join: Row): boolean {
     const held = s.held[join.stream];
     if (held.lines.length === 0 || this.insertBefore(s, join, held.lines)) {
+      this.forgetHeld(s, held.lines);
       held.lines = [];
       return true;
     }
@@ -607,6 +625,7 @@ export class MergeModel {
     for (const stream of STREAMS) {
       const lines = s.held[stream].lines;
       s.held[stream].lines = [];
+      this.forgetHeld(s, lines);
       let i = 0;
       while (i < lines.length) {
         const target = this.firstLater(s.lastPos[stream], lines[i].t);
@@ -685,6 +704,36 @@ export class MergeModel {
     row.version++;
     this.copies++;
     this.changedRows.add(row.main);
+  }
+
+  private noteHeld(s: RankState, line: StoredLine): void {
+    const index = this.heldBy[line.stream];
+    let ranks = index.get(line.text);
+    if (ranks === undefined) {
+      ranks = new Set();
+      index.set(line.text, ranks);
+    }
+    ranks.add(s);
+  }
+
+  private forgetHeld(s: RankState, lines: readonly StoredLine[]): void {
+    for (const line of lines) {
+      const index = this.heldBy[line.stream];
+      const ranks = index.get(line.text);
+      if (ranks !== undefined && ranks.delete(s) && ranks.size === 0) {
+        index.delete(line.text);
+      }
+    }
+  }
+
+  /** Another rank that holds a line of `text` on `stream`, or null. */
+  private holderOf(stream: Stream, text: string, s: RankState): RankState | null {
+    for (const other of this.heldBy[stream].get(text) ?? []) {
+      if (other !== s) {
+        return other;
+      }
+    }
+    return null;
   }
 
   private findJoin(where: number, key: string, after: number): Row | null {

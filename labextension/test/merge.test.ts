@@ -408,3 +408,95 @@ test("the header's states: how a proc ended, counts by state with the most commo
   const labels = [...Array(14).fill('idle'), 'running', 'exited 3'];
   assert.equal(stateCounts(labels), '14 idle · 1 exited 3 · 1 running');
 });
+
+/** A small seeded generator, so that a failing trial can be replayed. */
+function random(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state / 2147483648;
+  };
+}
+
+/**
+ * One trial: 16 ranks run a cell over `spread` seconds; rank 5 fails before its last line,
+ * so the rank that prints first may lack a line all the others print. Each rank's stdout may
+ * be written in two parts (`split`: the share of ranks), and each write reaches the page up to
+ * `lag` seconds after the kernel read it; the page takes what came in batches.
+ */
+function mergedTrial(rnd: () => number, split: number, lag: number, spread = 2): string[] {
+  const model = new MergeModel(16);
+  const stores: LineStore[] = [];
+  for (let r = 0; r < 16; r++) {
+    stores.push(new LineStore(2000));
+    model.addRank(r, stores[r]);
+  }
+  type Write = { at: number; rank: number; chunk: [1 | 2, string, number] };
+  const writes: Write[] = [];
+  for (let r = 0; r < 16; r++) {
+    const lines = ['step 0', 'step 1', 'step 2', `rank ${r} own line`];
+    if (r !== 5) {
+      lines.push('epoch done');
+    }
+    const t1 = rnd() * spread;
+    const cut = rnd() < split ? 1 + Math.floor(rnd() * (lines.length - 1)) : lines.length;
+    const t2 = t1 + (cut < lines.length ? rnd() * 0.2 : 0);
+    if (r === 5) {
+      writes.push({ at: t1 + rnd() * lag, rank: r, chunk: [2, 'Traceback (most recent call last):\nValueError: bad rank 5\n', t1] });
+    }
+    const first = t1 + rnd() * lag;
+    writes.push({ at: first, rank: r, chunk: [1, lines.slice(0, cut).join('\n') + '\n', t1] });
+    if (cut < lines.length) {
+      writes.push({ at: Math.max(first, t2 + rnd() * lag), rank: r, chunk: [1, lines.slice(cut).join('\n') + '\n', t2] });
+    }
+    if (r !== 5) {
+      writes.push({ at: t2 + 0.001 + rnd() * lag, rank: r, chunk: [2, 'warning: checkpoint is slow\n', t2 + 0.001] });
+    }
+  }
+  writes.sort((a, b) => a.at - b.at);
+  const queue: number[] = [];
+  for (let i = 0; i < writes.length; ) {
+    const batchEnd = writes[i].at + rnd() * 0.3;
+    while (i < writes.length && writes[i].at <= batchEnd) {
+      const w = writes[i++];
+      model.changed(w.rank, stores[w.rank].apply([w.chunk], 0).changed);
+      if (!queue.includes(w.rank)) {
+        queue.push(w.rank);
+      }
+    }
+    model.consumeAll(queue, batchEnd * 1000);
+    model.expire(batchEnd * 1000);
+  }
+  model.expire(Infinity);
+  const out: string[] = [];
+  for (const row of model.range(model.firstId, model.lastId)) {
+    for (const r of [...(row.before ?? []), row]) {
+      out.push(`${r.ranks.toString()}|${r.text}`);
+    }
+  }
+  return out;
+}
+
+test('ranks reaching the page at random times, the first lacking a line the others print: shared lines are one row', () => {
+  // Ranks spread over 2 s, writes split in two, up to 50 ms between the kernel and the page;
+  // or whole writes up to 300 ms late. (Later than holdMs, a lagging rank's line is placed on
+  // its own: it is not waited for without end.)
+  for (const [split, lag] of [
+    [0, 0],
+    [0.5, 0.05],
+    [0, 0.3]
+  ]) {
+    const rnd = random(7);
+    for (let trial = 0; trial < 400; trial++) {
+      const rows = mergedTrial(rnd, split, lag);
+      const where = `split ${split}, lag ${lag}, trial ${trial}:\n${rows.join('\n')}`;
+      assert.deepEqual(
+        rows.filter(r => r.includes('|step ')),
+        ['0-15|step 0', '0-15|step 1', '0-15|step 2'],
+        where
+      );
+      assert.ok(rows.includes('0-4,6-15|epoch done'), where);
+      assert.ok(rows.includes('0-4,6-15|warning: checkpoint is slow'), where);
+    }
+  }
+});
