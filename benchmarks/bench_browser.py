@@ -1234,6 +1234,11 @@ def main() -> int:
         # The server, its kernels and their procs inherit this; Chromium is moved once started.
         os.sched_setaffinity(0, os.sched_getaffinity(0) - {cfg.browser_cpu})
     labdriver.ARTIFACTS = logdir
+    # The procs' log files (gigabytes in a flood: every line is kept on disk) go to a dir of
+    # the run's own, removed at the end: the kernels make their log dirs under the TMPDIR
+    # they inherit from the server.
+    proc_logs = Path(tempfile.mkdtemp(prefix="ipylogfwd-bench-logs-"))
+    os.environ["TMPDIR"] = str(proc_logs)
     try:
         # start_lab stops the kernels, then the server, on the way out; sync_playwright stops
         # its driver, which closes the browser.
@@ -1281,6 +1286,7 @@ def main() -> int:
         raise
     finally:
         WATCHDOG.emergency = lambda: None
+        shutil.rmtree(proc_logs, ignore_errors=True)
         if failed:
             say(f"server log kept: {logdir / 'jupyter-server.log'}")
         else:
