@@ -644,7 +644,9 @@ def part2(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         "bench_flush.ipynb",
         [
             LOAD,
-            f"%%procs {procs}\nimport os\nprint('ready', os.environ['RANK'])\n",
+            # One widget per proc (8 procs would open on the merged view): the figure issue 3
+            # and the side-by-side benchmarks measured, each widget acking its own barrier.
+            f"%%procs {procs} --view procs\nimport os\nprint('ready', os.environ['RANK'])\n",
             (
                 "import json, time, ipylogfwd\n"
                 "lat, bad, worst = [], [], []\n"
