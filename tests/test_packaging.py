@@ -66,7 +66,7 @@ def copy_checkout(dest: Path) -> None:
             check=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError) as e:
-        pytest.skip(f"not a git checkout ({e}): this test builds from a checkout")
+        pytest.fail(f"not a git checkout ({e}): this test builds from a checkout, as scripts/test runs it")
     for name in listing.decode().split("\0"):
         src = ROOT / name
         if not name or not src.is_file():  # deleted in the working tree
@@ -115,9 +115,9 @@ def build_wheel_from_developed_copy(src: Path, dist: Path, env: dict[str, str]) 
 def test_wheel_from_a_developed_checkout_ships_the_production_frontend(tmp_path: Path) -> None:
     env = build_env()
     if shutil.which("npm", path=env["PATH"]) is None:
-        pytest.skip("npm is not installed: a wheel cannot be built from a checkout without it")
+        pytest.fail("npm is not on PATH: scripts/setup needs it, and a wheel is not built from a checkout without it")
     if shutil.which("jupyter-builder", path=env["PATH"]) is None:
-        pytest.skip("jupyter-builder is not in this venv (the 'lab' extra installs it)")
+        pytest.fail("jupyter-builder is not in this venv: install the 'lab' extra (scripts/test does)")
 
     src = tmp_path / "checkout"
     try:
