@@ -135,15 +135,12 @@ class Dispatcher:
             with self._lock:
                 route = self._routes.setdefault(rank, {STDOUT: 0, STDERR: 0})
             added = [0, 0, 0]
-            sinks: dict[int, Sink] = {}  # cell -> sink, looked up once per drain, not per item
-            timed: dict[int, TimedSink | None] = {}  # cell -> its sink if it takes timestamps
+            # cell -> (its sink, the same if it takes timestamps), looked up once per drain
+            sinks: dict[int, tuple[Sink, TimedSink | None]] = {}
             for item in items:
                 if isinstance(item, Log):
                     cell = route[item.stream]
-                    sink = sinks.get(cell) or sinks.setdefault(cell, self._sink(cell, rank))
-                    if cell not in timed:
-                        timed[cell] = sink if isinstance(sink, TimedSink) else None
-                    with_time = timed[cell]
+                    sink, with_time = sinks.get(cell) or sinks.setdefault(cell, self._entry(cell, rank))
                     if with_time is not None:
                         with_time.write_at(rank, item.stream, item.text, item.at)
                     else:
@@ -154,7 +151,7 @@ class Dispatcher:
                         sink.publish()
                 elif isinstance(item, Display):
                     cell = route[item.stream]
-                    sink = sinks.get(cell) or sinks.setdefault(cell, self._sink(cell, rank))
+                    sink, _ = sinks.get(cell) or sinks.setdefault(cell, self._entry(cell, rank))
                     if isinstance(sink, DisplayingSink):
                         sink.display(rank, item)
                     elif not item.update:
@@ -195,6 +192,11 @@ class Dispatcher:
                 self._deferred[key] = sink
             else:
                 self._deferred.pop(key, None)
+
+    def _entry(self, cell: int, rank: int) -> tuple[Sink, TimedSink | None]:
+        """``cell``'s sink, and the same again if it takes timestamps (else None)."""
+        sink = self._sink(cell, rank)
+        return sink, sink if isinstance(sink, TimedSink) else None
 
     def _sink(self, cell: int, rank: int) -> Sink:
         with self._lock:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from ..pipeline.sink import Sink
 from .kernel import current_kernel
 from .text import IOPubTextSink, StdioTextSink, TextSink
@@ -43,7 +41,6 @@ def default_sink(
                 hub,
                 pids=pids,
                 log_paths=log_paths,
-                started=time.time(),
                 timestamps=timestamps or "off",
                 view=view,
             )
