@@ -13,9 +13,8 @@ A proc is started by ``multiprocessing`` (spawn) with ``main`` as its target. It
   flush barriers (``B`` markers) and ``push``/``pull`` of values even while a cell runs,
   flushes stdout's buffer every ``flush_interval`` so output is live, and sends heartbeats.
 
-Python's stdout is block-buffered with ``write_through`` so every write enters one
-thread-safe ``BufferedWriter`` in program order; the control thread may then flush it at
-any time without reordering anything. stderr is line-buffered, as Python does by default.
+How stdout and stderr buffer (stderr is line-buffered except under a flood) is ``stdio``'s
+concern; the control thread flushes them every ``flush_interval``.
 
 Markers are written on private duplicates of the two pipes, so a cell that closes fd 1 or 2
 (or points them elsewhere) leaves the proc's barriers and cell ends working. A third private
@@ -30,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import faulthandler
-import io
 import os
 import pickle
 import queue
@@ -47,6 +45,7 @@ from ..wire import displays, markers, proc_messages
 from . import execute, tree
 from .display import RichOutput
 from .execute import Executor, main_module
+from .stdio import StdStreams
 
 HEARTBEAT_INTERVAL = 0.5
 MAX_REPR = 10_000
@@ -58,13 +57,20 @@ is likely to use it for anything else)."""
 
 class _Worker:
     def __init__(
-        self, conn: Connection, token: bytes, flush_interval: float, mark_fds: tuple[int, int], display_fd: int
+        self,
+        conn: Connection,
+        token: bytes,
+        flush_interval: float,
+        mark_fds: tuple[int, int],
+        display_fd: int,
+        streams: StdStreams,
     ) -> None:
         self.conn = conn
         self.token = token
         self.flush_interval = flush_interval
         self.mark_fds = mark_fds  # private duplicates of fds 1 and 2: markers survive os.close(1)
         self.display_fd = display_fd
+        self.streams = streams
         self._display_id = 0  # under _mark_lock
         self.jobs: queue.SimpleQueue[proc_messages.Exec | None] = queue.SimpleQueue()
         self.executor = Executor(main_module())
@@ -83,11 +89,12 @@ class _Worker:
 
     def flush_output(self) -> None:
         """Push Python's and C's buffered output into fds 1 and 2."""
-        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        for stream in (sys.stdout, sys.stderr):
             # A user-replaced stream that cannot flush, whatever it raises, must not stop a barrier.
             with contextlib.suppress(Exception):
                 if stream is not None:
                     stream.flush()
+        self.streams.flush()
         if self._libc is not None:
             self._libc.fflush(None)
 
@@ -142,8 +149,7 @@ class _Worker:
                         _die_with_kernel()
                         return
             else:
-                with contextlib.suppress(Exception):  # as in flush_output: a broken user stream
-                    sys.stdout.flush()
+                self.streams.tick()
             now = time.monotonic()
             if now - last_beat >= HEARTBEAT_INTERVAL:
                 last_beat = now
@@ -252,25 +258,13 @@ def main(
     if die_with_parent:
         _set_parent_death_signal(libc)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    sys.stdout = io.TextIOWrapper(
-        io.BufferedWriter(io.FileIO(1, "w", closefd=False), buffer_size=1 << 16),
-        encoding="utf-8",
-        errors="backslashreplace",
-        write_through=True,
-    )
-    sys.stderr = io.TextIOWrapper(
-        io.BufferedWriter(io.FileIO(2, "w", closefd=False), buffer_size=1 << 16),
-        encoding="utf-8",
-        errors="backslashreplace",
-        line_buffering=True,
-    )
-    # The originals point at the same fds but were set up before them; keep one writer per fd.
-    sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr  # type: ignore[misc]
+    streams = StdStreams()
+    streams.install()
     faulthandler.enable(file=sys.stderr)
     # A full stacks pipe (nobody asked for so long) must cut a dump short, not block the proc.
     os.set_blocking(stacks_fd, False)
     faulthandler.register(STACKS_SIGNAL, file=stacks_fd, all_threads=True, chain=False)
-    proc = _Worker(conn, token, flush_interval, (out_fd, err_fd), display_fd)
+    proc = _Worker(conn, token, flush_interval, (out_fd, err_fd), display_fd, streams)
     proc.rich = RichOutput(proc.display)
     proc.send(proc_messages.hello(os.getpid()))
     # The control thread serves flushes and heartbeats while the main thread runs cells.

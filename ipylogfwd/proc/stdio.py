@@ -1,0 +1,140 @@
+"""The proc's Python-level stdout and stderr, and how each buffers.
+
+* stdout is block-buffered: a ``print`` costs no system call, and the control thread pushes
+  the buffer into the pipe every flush interval, at every barrier and at every cell end.
+* stderr is line-buffered while the proc writes it at a rate a person can read, as Python
+  does, so a line written just before a crash (a segfault, ``os._exit``) is in the pipe. A
+  proc that floods stderr (``FLOOD_WRITES`` lines or more within one flush interval) pays a
+  system call and a wake-up of the kernel's reader per line: then stderr is block-buffered
+  like stdout until an interval in which less than ``CALM_BYTES`` reached it, and back to
+  line-buffered after that. A crash in the middle of a flood can lose at most one interval of
+  stderr; nothing else changes (order per stream is kept in both modes).
+* Neither stream cuts a line in two on its way into the pipe: a buffer that fills (or is
+  flushed) in the middle of a line writes up to its last newline and keeps the rest, which
+  goes out with the next write, or alone once it has waited a whole flush interval with
+  nothing written after it (a prompt, a progress bar redrawn with ``\\r``). On a busy machine
+  a proc can wait long for a cpu between two writes, and the kernel's reader, which releases
+  a partial line after a while so that prompts show, would otherwise show the line cut.
+
+The control thread flushes both streams (and switches stderr's mode) while the main thread
+writes to them. That keeps program order: a flush detaches the text layer's pending text
+before it enters the ``BufferedWriter``, whose lock orders it before anything the main thread
+writes after; both steps run under the GIL. (Passing every write straight through to the
+``BufferedWriter`` instead costs the proc a third more CPU per ``print``.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import threading
+from typing import Any
+
+BUFFER_SIZE = 1 << 16
+FLOOD_WRITES = 64
+"""stderr writes within one flush interval from which stderr is block-buffered (at the
+default 50 ms interval: 1,280 lines a second)."""
+CALM_BYTES = 2048
+"""stderr bytes within one flush interval below which a flooded stderr is line-buffered
+again."""
+MAX_HELD = 1 << 16
+"""A line longer than this goes out in pieces rather than waiting for its end."""
+
+
+class _LineFile(io.FileIO):
+    """The raw file under a stream's buffer: writes whole lines, holds back an unfinished one.
+
+    Everything accepted is written in order: what is held is written before any later bytes.
+    ``write`` is called by the buffer (under its lock, from either thread); ``release`` by the
+    control thread; the lock keeps the held bytes consistent between the two.
+    """
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(fd, "w", closefd=False)
+        self._held = b""  # accepted, not yet written
+        self._lock = threading.Lock()
+        # Read by the control thread once an interval; a count off by one is of no concern.
+        self.writes = 0  # calls with data
+        self.accepted = 0  # bytes
+
+    def write(self, b: Any, /) -> int:
+        data = bytes(b)
+        if not data:
+            return 0
+        with self._lock:
+            self.writes += 1
+            self.accepted += len(data)
+            pending = self._held + data
+            end = pending.rfind(b"\n") + 1
+            if len(pending) - end > MAX_HELD:
+                end = len(pending)
+            # On an error nothing was written and the buffer keeps ``data``: hold only the old.
+            written = super().write(pending[:end]) if end else 0
+            self._held = pending[written or 0 :]
+        return len(data)
+
+    def release(self) -> None:
+        """Write what is held now (a barrier, a cell end, a line left open)."""
+        with self._lock:
+            while self._held:
+                written = super().write(self._held)
+                self._held = self._held[written or 0 :]
+
+
+class StdStreams:
+    """Sets up ``sys.stdout`` and ``sys.stderr`` on fds 1 and 2; ``tick`` keeps them live."""
+
+    def __init__(self) -> None:
+        self._raws = (_LineFile(1), _LineFile(2))
+        self.stdout = io.TextIOWrapper(
+            io.BufferedWriter(self._raws[0], buffer_size=BUFFER_SIZE),
+            encoding="utf-8",
+            errors="backslashreplace",
+        )
+        self.stderr = io.TextIOWrapper(
+            io.BufferedWriter(self._raws[1], buffer_size=BUFFER_SIZE),
+            encoding="utf-8",
+            errors="backslashreplace",
+            line_buffering=True,
+        )
+        self.flooded = False
+        self._seen = [(0, 0), (0, 0)]  # per stream: (writes, bytes accepted) at the last tick
+
+    def install(self) -> None:
+        """Make these the process's ``sys.stdout`` and ``sys.stderr`` (and their originals)."""
+        sys.stdout, sys.stderr = self.stdout, self.stderr
+        # The originals point at the same fds but were set up before them; one writer per fd.
+        sys.__stdout__, sys.__stderr__ = self.stdout, self.stderr  # type: ignore[misc]
+
+    def flush(self) -> None:
+        """Everything written to either stream so far is in its pipe when this returns."""
+        for stream, raw in zip((self.stdout, self.stderr), self._raws, strict=True):
+            with contextlib.suppress(ValueError, OSError):  # closed or broken: nothing to push
+                stream.flush()
+                raw.release()
+
+    def tick(self) -> None:
+        """Once a flush interval, from the control thread: push buffered output into the
+        pipes, and choose stderr's buffering from how much reached it since the last tick."""
+        with contextlib.suppress(Exception):  # a user's stream put in their place: still flush ours
+            if sys.stdout is not self.stdout:
+                sys.stdout.flush()
+        for i, (stream, raw) in enumerate(zip((self.stdout, self.stderr), self._raws, strict=True)):
+            with contextlib.suppress(ValueError, OSError):  # closed or broken: nothing to keep live
+                stream.flush()
+                writes, accepted = raw.writes, raw.accepted
+                before_writes, before_bytes = self._seen[i]
+                self._seen[i] = (writes, accepted)
+                if accepted == before_bytes:
+                    raw.release()  # a line left open for a whole interval: show it
+                if i == 1:
+                    self._pace_stderr(writes - before_writes, accepted - before_bytes)
+
+    def _pace_stderr(self, writes: int, accepted: int) -> None:
+        if not self.flooded and writes >= FLOOD_WRITES:
+            self.flooded = True
+            self.stderr.reconfigure(line_buffering=False)
+        elif self.flooded and accepted < CALM_BYTES:
+            self.flooded = False
+            self.stderr.reconfigure(line_buffering=True)
