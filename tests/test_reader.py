@@ -58,3 +58,43 @@ def test_a_partial_line_waits_while_the_proc_is_paused(tmp_path: Path) -> None:
     finally:
         os.close(out_w), os.close(err_w)
         reader.stop()
+
+
+def test_a_stream_of_lines_cut_by_reads_is_never_shown_cut(tmp_path: Path) -> None:
+    # Every write ends mid-line and the next completes it: a proc flooding on a busy machine.
+    # The held line is a new one each time, so it must never be released as a line of its own,
+    # however long the run of such writes lasts.
+    boxes = Mailboxes()
+    reader = Reader(boxes, idle_release=0.05)
+    (out_r, out_w), (err_r, err_w) = make_pipe(), make_pipe()
+    try:
+        reader.add(0, out_r, err_r, TOKEN, tmp_path)
+        os.write(out_w, b"line 0 head")
+        for i in range(1, 16):  # 0.48 s of writes 30 ms apart: many release periods
+            time.sleep(0.03)
+            os.write(out_w, b"tail\nline %d head" % i)
+        os.write(out_w, b"tail\n")
+        texts = _texts_until(boxes, "line 15 headtail", 5)
+        assert "".join(texts) == "".join(f"line {i} headtail\n" for i in range(16))
+        assert all(t.endswith("\n") for t in texts), f"a line was shown cut: {texts!r}"
+    finally:
+        os.close(out_w), os.close(err_w)
+        reader.stop()
+
+
+def test_a_line_cut_by_a_full_buffer_waits_longer_than_a_prompt(tmp_path: Path) -> None:
+    # A block of 8 KiB that ends mid-line comes from a stdio buffer that filled; its rest comes
+    # with the proc's next write, which a busy machine can delay past ``idle_release``.
+    boxes = Mailboxes()
+    reader = Reader(boxes, idle_release=0.05)
+    (out_r, out_w), (err_r, err_w) = make_pipe(), make_pipe()
+    try:
+        reader.add(0, out_r, err_r, TOKEN, tmp_path)
+        os.write(out_w, b"x" * 8190 + b"\nhe")
+        time.sleep(0.4)  # eight release periods of a prompt, less than BLOCK_HOLD
+        os.write(out_w, b"ad\n")
+        texts = _texts_until(boxes, "head", 5)
+        assert texts == ["x" * 8190 + "\n", "head\n"]
+    finally:
+        os.close(out_w), os.close(err_w)
+        reader.stop()

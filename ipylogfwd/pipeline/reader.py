@@ -8,7 +8,8 @@ order. It is the only thread that touches the pipes, the framers and the log fil
 * Back-pressure: a proc whose queue is over budget is not read until the dispatcher drains
   it; its pipe fills and its writes block. Memory stays bounded; no byte is dropped.
 * A partial line held for ``idle_release`` seconds is released, so a prompt or a progress
-  bar redrawn with ``\\r`` shows (and moves) without waiting for its ``\\n``.
+  bar redrawn with ``\\r`` shows (and moves) without waiting for its ``\\n`` (``BLOCK_HOLD``
+  when the line was cut by a full buffer rather than left open by the proc).
 * Weak barriers: on request, read what is in the pipe now and queue a barrier behind it,
   for a proc that did not serve a flush in time (it "got everything read so far").
 * Retiring a rank whose proc was killed: read what is in its pipes now, queue each stream's
@@ -43,6 +44,14 @@ READ_SIZE = 1 << 18
 PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 WEAK_DRAIN_LIMIT = 16 << 20
+BLOCK_READ = 4096
+"""A read at least this big that ends mid-line came from a buffer that filled (a proc's
+stdio flushing a block), not from a prompt: the rest of the line is still in the proc's
+buffer, and comes with its next flush."""
+BLOCK_HOLD = 1.0
+"""How long a partial line left by such a read is held before it is released anyway. A
+proc that floods its output on a busy machine can wait longer than ``idle_release`` for a
+cpu between two blocks; releasing then would show the line cut in two."""
 
 
 def make_pipe() -> tuple[int, int]:
@@ -62,6 +71,7 @@ class _Stream:
     framer: StreamFramer
     log: LogFile
     partial_since: float | None = None  # when the partial line now held began to be held
+    partial_hold: float = 0.0  # how long that line may be held before it is released
     open: bool = True
 
 
@@ -260,8 +270,11 @@ class Reader:
             items = st.framer.feed(data)
             if not st.framer.has_partial:
                 st.partial_since = None
-            elif st.partial_since is None:
+            elif st.partial_since is None or b"\n" in data:
+                # A partial line begins here (or the held one ended and another began): the
+                # age that releases it counts from now, not from the first of a run of them.
                 st.partial_since = time.monotonic()
+                st.partial_hold = BLOCK_HOLD if len(data) >= BLOCK_READ else self._idle_release
         else:
             items = st.framer.finish()
             self._close(st)
@@ -324,9 +337,9 @@ class Reader:
                 # By age, not by quiet: a progress bar redrawing with \r every few ms never
                 # goes quiet, and must still be shown as it moves. But not while the rest of
                 # the line may be waiting unread: the proc is paused (its pipe is full), or
-                # this thread fell behind (read the pipe first), else a busy machine shows
-                # the line cut in two.
-                if st.partial_since is not None and now - st.partial_since >= self._idle_release:
+                # this thread fell behind (read the pipe first), or the proc's buffer filled
+                # mid-line (see BLOCK_READ), else a busy machine shows the line cut in two.
+                if st.partial_since is not None and now - st.partial_since >= st.partial_hold:
                     if st.open and not proc.paused:
                         self._read(st)
                     if st.partial_since is not None and not proc.paused:
