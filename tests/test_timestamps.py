@@ -47,7 +47,7 @@ class Recorder(TextSink):
         super().__init__()
         self.got: list[tuple[int, int, str, float]] = []
 
-    def write_at(self, rank: int, stream: int, text: str, at: float) -> None:
+    def write_at(self, rank: int, stream: int, text: str, at: float, newlines: int | None = None) -> None:
         self.got.append((rank, stream, text, at))
 
     def _emit(self, name: str, text: str) -> None:

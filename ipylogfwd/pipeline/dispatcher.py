@@ -142,7 +142,7 @@ class Dispatcher:
                     cell = route[item.stream]
                     sink, with_time = sinks.get(cell) or sinks.setdefault(cell, self._entry(cell, rank))
                     if with_time is not None:
-                        with_time.write_at(rank, item.stream, item.text, item.at)
+                        with_time.write_at(rank, item.stream, item.text, item.at, item.newlines)
                     else:
                         sink.write(rank, item.stream, item.text)
                     touched[id(sink)] = sink

@@ -117,8 +117,9 @@ class DisplayingSink(Protocol):
 class TimedSink(Protocol):
     """A sink that shows when the kernel read each line."""
 
-    def write_at(self, rank: int, stream: int, text: str, at: float) -> None:
-        """``write``, with ``at``: when the kernel read ``text`` (``time.time()``)."""
+    def write_at(self, rank: int, stream: int, text: str, at: float, newlines: int | None = None) -> None:
+        """``write``, with ``at``: when the kernel read ``text`` (``time.time()``), and
+        ``newlines``: how many ``\\n`` it holds, as the reader counted them (None: count)."""
         ...
 
 

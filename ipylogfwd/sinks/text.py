@@ -96,10 +96,10 @@ class TextSink:
     def write(self, rank: int, stream: int, text: str) -> None:
         self.write_at(rank, stream, text, time.time())
 
-    def write_at(self, rank: int, stream: int, text: str, at: float) -> None:
+    def write_at(self, rank: int, stream: int, text: str, at: float, newlines: int | None = None) -> None:
         key = (rank, stream)
         if "\r" not in text and not self._bars.live(key):
-            self._add(rank, stream, text, at)
+            self._add(rank, stream, text, at, newlines)
             return
         for kind, piece in self._bars.split(key, text):
             if kind == "text":
@@ -120,9 +120,11 @@ class TextSink:
             if bar.shown is None or bar.ended:
                 self._show_due(force=True, only=bar)  # a bar's first and last states, at once
 
-    def _add(self, rank: int, stream: int, text: str, at: float) -> None:
+    def _add(self, rank: int, stream: int, text: str, at: float, newlines: int | None = None) -> None:
         self._batch[stream].append((rank, text, at))
-        self._pending += len(text) + 8 * (text.count("\n") + 1)  # with "[rank] " prefixes
+        if newlines is None:
+            newlines = text.count("\n")
+        self._pending += len(text) + 8 * (newlines + 1)  # with "[rank] " prefixes
 
     def display(self, rank: int, bundle: Display) -> None:
         self._batch[bundle.stream].append((rank, bundle, bundle.at))

@@ -120,8 +120,9 @@ class WidgetSink:
     def write(self, rank: int, stream: int, text: str) -> None:
         self.write_at(rank, stream, text, time.time())
 
-    def write_at(self, rank: int, stream: int, text: str, at: float) -> None:
-        newlines = text.count("\n")
+    def write_at(self, rank: int, stream: int, text: str, at: float, newlines: int | None = None) -> None:
+        if newlines is None:
+            newlines = text.count("\n")
         self._pending[rank].add(stream, text, newlines, at)
         self.counts[rank][stream] += newlines
         self._pending_chars += len(text)
