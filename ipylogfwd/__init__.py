@@ -138,6 +138,12 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
     return [{"src": "labextension", "dest": "ipylogfwd"}]
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter server extension (``serverext``): kernel websockets send small messages
+    at once."""
+    return [{"module": "ipylogfwd.serverext"}]
+
+
 def current_group() -> ProcGroup | None:
     """The group the magics are using, if any."""
     return None if _magics is None else _magics.group

@@ -33,7 +33,7 @@ def _free_port() -> int:
 class ServerFrontend:
     """jupyter_server, one kernel, and a thread recording that kernel's IOPub by parent."""
 
-    def __init__(self, workdir: Path, start_timeout: float = 120.0) -> None:
+    def __init__(self, workdir: Path, start_timeout: float = 120.0, server_args: tuple[str, ...] = ()) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "server.log"
@@ -43,7 +43,7 @@ class ServerFrontend:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyter_server", "--ip=127.0.0.1", f"--port={self.port}", "--no-browser",
              "--allow-root", "--ServerApp.port_retries=0", "--ServerApp.token=", "--ServerApp.password=",
-             f"--ServerApp.root_dir={root}", "--ServerApp.disable_check_xsrf=True"],
+             f"--ServerApp.root_dir={root}", "--ServerApp.disable_check_xsrf=True", *server_args],
             stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.streams: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"stdout": [], "stderr": []})
