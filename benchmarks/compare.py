@@ -127,6 +127,7 @@ def run_once(fe: Recorder, system: System, n: int, lines: int, payload: int, tim
     finally:
         rss.stop()
     rec = fe.rec
+    rec.measure()
     procs = v["procs"]
     t0 = min(p[0] for p in procs.values())
     chk = check_lines(rec, n, lines, payload, cell, nxt)
@@ -498,10 +499,10 @@ def write_doc(path: Path, args: argparse.Namespace, rows: list[Row], flushes: di
         "",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
-    # benchmarks/bench_hosts.py and bench_browser.py keep sections of their own in the same
+    # benchmarks/bench_hosts.py, bench_browser.py and bench_floor.py keep sections of their own in the same
     # file: carry them over.
     old = path.read_text() if path.exists() else ""
-    for name in ("bench_hosts", "bench_browser"):
+    for name in ("bench_hosts", "bench_browser", "bench_floor"):
         begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
         if begin in old and end in old:
             lines += ["", old[old.index(begin) : old.index(end) + len(end)], ""]

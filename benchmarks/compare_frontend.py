@@ -42,10 +42,21 @@ class Traffic:
 
     at: float  # time.time() on arrival
     msg_type: str
-    nbytes: int  # JSON size of header, parent header, metadata and content
     parent: str
     idle: bool = False
+    msg: dict[str, Any] | None = None  # the message itself, until measure() has sized it
+    nbytes: int = 0  # JSON size of header, parent header, metadata and content
     lines: int = 0  # newlines in a stream message's text (what a drop of it would cost)
+
+    def measure(self) -> None:
+        """Fill in ``nbytes`` and ``lines`` (after the run: sizing every message as it came
+        would take a cpu from the procs being measured, on a machine with two)."""
+        msg, self.msg = self.msg, None
+        if msg is None:
+            return
+        parts = ("header", "parent_header", "metadata", "content")
+        self.nbytes = sum(len(json.dumps(msg[k], default=str)) for k in parts)
+        self.lines = msg["content"]["text"].count("\n") if self.msg_type == "stream" else 0
 
 
 @dataclass
@@ -57,16 +68,19 @@ class Recording:
     traffic: list[Traffic] = field(default_factory=list)
     last_output_at: dict[str, float] = field(default_factory=dict)  # parent -> last workload output
 
+    def measure(self) -> None:
+        """Size every message recorded (see ``Traffic.measure``)."""
+        for t in self.traffic:
+            t.measure()
+
 
 def record_message(rec: Recording, msg: dict[str, Any], now: float) -> bool:
     """Add one IOPub message to ``rec`` as a notebook would show it; True if it is an idle status."""
     parent = msg["parent_header"].get("msg_id", "")
     mtype = msg["msg_type"]
     content = msg["content"]
-    size = sum(len(json.dumps(msg[k], default=str)) for k in ("header", "parent_header", "metadata", "content"))
     idle = mtype == "status" and content.get("execution_state") == "idle"
-    nl = content["text"].count("\n") if mtype == "stream" else 0
-    rec.traffic.append(Traffic(now, mtype, size, parent, idle, nl))
+    rec.traffic.append(Traffic(now, mtype, parent, idle, msg))
     if mtype == "stream":
         rec.streams[parent][content["name"]].append(content["text"])
         if TOKEN_START.search(content["text"]):
