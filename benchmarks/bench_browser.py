@@ -635,9 +635,82 @@ def part1(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+# Part 2's breakdown: when the kernel sent each barrier to a widget, and when each ack came.
+# (Measurement only: it wraps two methods of the kernel's side of the package.)
+FLUSH_STAMPS = (
+    "import time\n"
+    "from ipylogfwd.sinks import acks as _acks, widget_sink as _ws\n"
+    "_stamps = []\n"
+    "_barrier = _ws.WidgetSink.barrier\n"
+    "def _stamped_barrier(self, rank, version):\n"
+    "    _barrier(self, rank, version)\n"
+    "    _stamps.append(('sent', time.monotonic(), time.time()))\n"
+    "_ws.WidgetSink.barrier = _stamped_barrier\n"
+    "_hub = _acks._hub\n"
+    "_receive = _hub._receive\n"
+    "def _stamped_receive(data):\n"
+    "    _receive(data)\n"
+    "    if isinstance(data, dict) and data.get('type') == 'ack':\n"
+    "        _stamps.append(('ack', time.monotonic(), time.time()))\n"
+    "_hub._receive = _stamped_receive\n"
+)
+
+
+# Part 2's breakdown in the page: when each barrier arrived on the kernel's websocket and when
+# each ack left on it (performance.now()), by barrier version.
+WS_PROBE = """
+(() => {
+  const log = (window.__ipylogfwdWs = []);
+  const text = data => typeof data === 'string' ? data : new TextDecoder().decode(data);
+  const scan = (data, dir) => {
+    try {
+      const s = text(data);
+      if (!s.includes('"barrier"') && !s.includes('"ack"')) return;
+      const now = performance.timeOrigin + performance.now();
+      for (const m of s.matchAll(/\\{[^{}]*"type": ?"(barrier|ack)"[^{}]*\\}/g)) {
+        const v = /"version": ?(\\d+)/.exec(m[0]);
+        if (v) log.push([dir, m[1], Number(v[1]), now]);
+      }
+    } catch (e) {}
+  };
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) { scan(data, 'out'); return send.call(this, data); };
+  const Native = window.WebSocket;
+  window.WebSocket = function (...a) {
+    const ws = new Native(...a);
+    ws.addEventListener('message', e => scan(e.data, 'in'));
+    return ws;
+  };
+  window.WebSocket.prototype = Native.prototype;
+  Object.assign(window.WebSocket, Native);
+})();
+"""
+
+
+def page_breakdown(page: Page, kernel: list[Any]) -> dict[str, float]:
+    """Medians over flushes, in ms, of each leg of a flush's round trip: the kernel's last
+    barrier sent -> the page's last one in (kernel -> server -> page); the page's last
+    barrier in -> its last ack out; the page's last ack out -> the kernel's last ack in
+    (page -> server -> kernel). One clock: time.time() in the kernel, the page's epoch ms."""
+    log = page.evaluate("window.__ipylogfwdWs || []")
+    by: dict[int, dict[str, list[float]]] = {}
+    for direction, kind, version, at in log:
+        by.setdefault(version, {}).setdefault(f"{direction}-{kind}", []).append(at / 1000)
+    legs: dict[str, list[float]] = {"down": [], "page": [], "up": []}
+    for version, sent, acked in kernel:
+        v = by.get(version, {})
+        if not (sent and acked and v.get("in-barrier") and v.get("out-ack")):
+            continue
+        legs["down"].append(max(v["in-barrier"]) - max(sent))
+        legs["page"].append(max(v["out-ack"]) - max(v["in-barrier"]))
+        legs["up"].append(max(acked) - max(v["out-ack"]))
+    return {k: statistics.median(x) * 1000 for k, x in legs.items() if x}
+
+
 def part2(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
     procs, count = cfg.idle_procs, cfg.flushes
     say(f"\n== 2. %logflush latency, {procs} idle procs, {count} calls of ipylogfwd.logflush() in one cell")
+    page.add_init_script(WS_PROBE)
     nb = open_notebook(
         server,
         page,
@@ -647,18 +720,25 @@ def part2(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
             # One widget per proc (8 procs would open on the merged view): the figure issue 3
             # and the side-by-side benchmarks measured, each widget acking its own barrier.
             f"%%procs {procs} --view procs\nimport os\nprint('ready', os.environ['RANK'])\n",
-            (
+            FLUSH_STAMPS
+            + (
                 "import json, time, ipylogfwd\n"
-                "lat, bad, worst = [], [], []\n"
+                "lat, bad, worst, sent, acked, wall = [], [], [], [], [], []\n"
                 f"for i in range({count}):\n"
-                "    t = time.perf_counter()\n"
+                "    _stamps.clear()\n"
+                "    t0, t = time.monotonic(), time.perf_counter()\n"
                 "    rep = ipylogfwd.logflush()\n"
                 "    lat.append(time.perf_counter() - t)\n"
                 "    worst.append(max((e.seconds or 0.0) for e in rep.entries))\n"
+                "    sent.append(max([s for k, s, _ in _stamps if k == 'sent'], default=t0) - t0)\n"
+                "    acked.append(max([s for k, s, _ in _stamps if k == 'ack'], default=t0) - t0)\n"
+                "    wall.append([rep.version, [w for k, _, w in _stamps if k == 'sent'], "
+                "[w for k, _, w in _stamps if k == 'ack']])\n"
                 "    if set(rep.outcomes.values()) != {'rendered'} or len(rep.outcomes) != "
                 f"{procs}:\n"
                 "        bad.append([i, {str(k): v for k, v in rep.outcomes.items()}, rep.note])\n"
-                "print('BENCH ' + json.dumps({'lat': lat, 'bad': bad, 'worst': worst}))\n"
+                "print('BENCH ' + json.dumps({'lat': lat, 'bad': bad, 'worst': worst, 'sent': sent, 'acked': acked, "
+                "'wall': wall}))\n"
             ),
         ],
     )
@@ -680,6 +760,17 @@ def part2(server: LabServer, page: Page, cfg: Config, summary: Summary) -> None:
         "  slowest rank's entry per call (FlushEntry.seconds): "
         f"median {ms(statistics.median(b['worst']))}, max {ms(max(b['worst']))}"
     )
+    say(
+        "  where the time goes (medians, from the call): the kernel has sent the last barrier to "
+        f"a widget at {ms(statistics.median(b['sent']))}, the last ack has come back at "
+        f"{ms(statistics.median(b['acked']))}"
+    )
+    legs = page_breakdown(page, b["wall"])
+    if legs:
+        say(
+            f"  legs (medians): kernel -> server -> page {legs['down']:.1f} ms, in the page "
+            f"{legs['page']:.1f} ms, page -> server -> kernel {legs['up']:.1f} ms (last message of each)"
+        )
     if b["bad"]:
         say(f"  {len(b['bad'])} call(s) not 'rendered' on every rank; first: {b['bad'][:3]}")
     else:
