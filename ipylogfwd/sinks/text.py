@@ -207,7 +207,7 @@ class TextSink:
     # --- formatting --------------------------------------------------------------------------
     def _format_entry(self, rank: int, stream: int, entry: Entry, at: float | None) -> list[Part]:
         if isinstance(entry, str):
-            return [self._format(rank, stream, entry, at)]
+            return list[Part](self._format_parts(rank, stream, entry, at))
         if entry.update:
             return [(rank, entry)]  # it replaces a bundle shown earlier, in place
         parts: list[Part] = []
@@ -226,17 +226,21 @@ class TextSink:
     def _format(self, rank: int, stream: int, text: str, at: float | None = None) -> str:
         """``text`` with each line prefixed by the rank (and ``at``, with timestamps on);
         ranks never share a line."""
+        return "".join(self._format_parts(rank, stream, text, at))
+
+    def _format_parts(self, rank: int, stream: int, text: str, at: float | None = None) -> list[str]:
+        """``_format``'s text in pieces (joined once, with the rest of a publish: the text of
+        a flood is copied as few times as can be)."""
         prefix = self._prefix(rank, at)
         open_rank = self._open[stream]
-        lead = "\n" if open_rank is not None and open_rank != rank else ""
-        if text.endswith("\n"):
-            body, tail, self._open[stream] = text[:-1], "\n", None
-        else:
-            body, tail, self._open[stream] = text, "", rank
-        out = body.replace("\n", "\n" + prefix)
+        head = "\n" if open_rank is not None and open_rank != rank else ""
         if open_rank != rank:
-            out = prefix + out
-        return lead + out + tail
+            head += prefix
+        if text.endswith("\n"):
+            self._open[stream] = None
+            return [head, text[:-1].replace("\n", "\n" + prefix), "\n"]
+        self._open[stream] = rank
+        return [head, text.replace("\n", "\n" + prefix)]
 
     def _clear(self) -> None:
         for batch in self._batch.values():
