@@ -1277,6 +1277,14 @@ def main() -> int:
         help="run Chromium alone on this cpu and everything else on the others, as when the browser "
         "runs on the user's own machine (default: all share every cpu)",
     )
+    ap.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="add this to JupyterLab's command line (repeatable), e.g. "
+        "--server-arg=--ServerApp.jpserver_extensions=ipylogfwd=False to measure without ipylogfwd's "
+        "server extension",
+    )
     ap.add_argument("--trace-seconds", type=float, default=8.0, help="(3) seconds the trace runs (default 8)")
     ap.add_argument("--trace-js", action="store_true", help="(1, 3) the traces include JS samples (costs more)")
     ap.add_argument(
@@ -1335,7 +1343,7 @@ def main() -> int:
     try:
         # start_lab stops the kernels, then the server, on the way out; sync_playwright stops
         # its driver, which closes the browser.
-        with labdriver.start_lab() as server, sync_playwright() as pw:
+        with labdriver.start_lab(tuple(args.server_arg)) as server, sync_playwright() as pw:
 
             def emergency() -> None:
                 kill_server(server)

@@ -97,16 +97,29 @@ class Frontend:
     rank-prefixed lines (``count_ranks`` ranks) and drop the text at once.
     """
 
-    def __init__(self, *, keep_text: bool = True, count_ranks: int = 0, log: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        keep_text: bool = True,
+        count_ranks: int = 0,
+        log: Path | None = None,
+        env: dict[str, str] | None = None,
+        extra_arguments: list[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.keep_text = keep_text
         self.count_ranks = count_ranks
         self.km = KernelManager(kernel_name="python3")
         # The kernel's own stdout/stderr (start-up warnings, crashes) go to ``log`` if given.
         self._log = open(log, "ab") if log is not None else None  # noqa: SIM115 - the kernel's stdout until close()
+        kw: dict[str, Any] = {"extra_arguments": extra_arguments or []}
+        if env is not None:
+            kw["env"] = env
+        if cwd is not None:
+            kw["cwd"] = str(cwd)
         if self._log is not None:
-            self.km.start_kernel(stdout=self._log, stderr=subprocess.STDOUT)
-        else:
-            self.km.start_kernel()
+            kw.update(stdout=self._log, stderr=subprocess.STDOUT)
+        self.km.start_kernel(**kw)
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
@@ -262,8 +275,7 @@ def flood_in_kernel(fe: Frontend, nprocs: int, lines: int, payload: int, writer:
     flush = fe.execute(
         "import time as _time, json as _json\n"
         "_h = get_ipython().magics_manager.registry['ProcsMagics'].last\n"
-        "while not _h.done:\n"
-        "    _time.sleep(0.002)\n"
+        "_h.wait(600)\n"  # blocks without polling (a poll loop would take the procs' cpu)
         "_t_written = _time.time()\n"
         "_rep = get_ipython().run_line_magic('logflush', '--timeout 600')\n"
         "_t_flushed = _time.time()\n"
@@ -410,7 +422,7 @@ def part_ab(args: argparse.Namespace, logdir: Path, summary: list[tuple[str, str
             st.texts = {"stdout": [], "stderr": []}  # free the text
             print(
                 f"  rep {rep + 1}: ipylogfwd wall {r['wall']:.3f} s (procs done writing at +{r['written']:.3f} s, "
-                f"kernel saw done +{r['done_seen']:.3f} s, "
+                f"the cell done and published +{r['done_seen']:.3f} s, "
                 f"frontend got last line +{r['frontend_last'] or float('nan'):.3f} s, "
                 f"{r['stream_messages']} stream msgs) | "
                 f"floor wall {fl['wall']:.3f} s (written +{fl['written']:.3f} s) | "

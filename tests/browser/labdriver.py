@@ -137,8 +137,9 @@ class LabServer:
 
 
 @contextlib.contextmanager
-def start_lab() -> Iterator[LabServer]:
-    """Run JupyterLab for the tests; yields the running server, stops it afterwards."""
+def start_lab(extra_args: tuple[str, ...] = ()) -> Iterator[LabServer]:
+    """Run JupyterLab for the tests (``extra_args`` added to its command line); yields the
+    running server, stops it afterwards."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="ipylogfwd-browser-"))
     root = tmp / "root"
@@ -191,6 +192,7 @@ def start_lab() -> Iterator[LabServer]:
         # window.jupyterapp, for app.commands (run cells, change the theme, save).
         "--LabApp.expose_app_in_browser=True",
         # Default iopub_msg_rate_limit / iopub_data_rate_limit / rate_limit_window: untouched.
+        *extra_args,
     ]
     with open(log_path, "wb") as log_file:  # the server keeps its own descriptor
         log_file.write(("$ " + " ".join(cmd) + "\n").encode())
