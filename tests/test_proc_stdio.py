@@ -1,33 +1,16 @@
-"""How a proc's print() reaches its pipes: lines whole, prompts live, stderr line-buffered
-except under a flood (``proc/stdio.py``)."""
+"""How a proc's print() reaches its pipes: prompts live, stderr line-buffered except under a
+flood, an explicit flush always in the pipe (``proc/stdio.py``)."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from recording_sink import RecordingSink
 
 from ipylogfwd import ProcGroup, ProcsError
-from ipylogfwd.pipeline.reader import make_pipe
-from ipylogfwd.proc.stdio import MAX_HELD, _LineFile
-from ipylogfwd.sinks.text import TextSink
-
-
-class RecordingSink(TextSink):
-    """Keeps what a cell published, per stream."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.published: dict[str, list[str]] = {"stdout": [], "stderr": []}
-
-    def _emit(self, name: str, text: str) -> None:
-        self.published[name].append(text)
-
-    def text(self, name: str) -> str:
-        return "".join(self.published[name])
 
 
 @pytest.fixture
@@ -93,26 +76,15 @@ def test_stderr_written_just_before_a_crash_after_a_flood_is_shown(group: ProcGr
     assert re.fullmatch(r"(\[0\] flood\n)+\[0\] last words\n", sink.text("stderr"))
 
 
-def test_the_raw_file_writes_whole_lines_and_holds_the_rest_until_released() -> None:
-    r, w = make_pipe()  # 1 MiB: the long line below fits without a reader
-    raw = _LineFile(w)
-    try:
-        assert raw.write(b"one\ntwo\nthr") == 11
-        assert os.read(r, 100) == b"one\ntwo\n"
-        assert raw.write(b"ee") == 2
-        with pytest.raises(BlockingIOError):
-            os.read(r, 100)  # nothing whole yet
-        raw.write(b"\nfour")
-        assert os.read(r, 100) == b"three\n"
-        raw.release()
-        assert os.read(r, 100) == b"four"
-        long = b"x" * (MAX_HELD + 10)
-        raw.write(long)  # a line longer than the limit goes out without waiting for its end
-        got = b""
-        while len(got) < len(long):
-            got += os.read(r, 1 << 20)
-        assert got == long
-    finally:
-        raw.close()
-        os.close(w)
-        os.close(r)
+def test_an_explicit_flush_puts_a_partial_line_in_the_pipe_before_a_crash(group: ProcGroup) -> None:
+    sink = RecordingSink()
+    code = (
+        "import os, sys\n"
+        "print('working', end='...', file=sys.stderr, flush=True)\n"
+        "sys.stdout.write('half a line'); sys.stdout.flush()\n"
+        "os._exit(3)\n"
+    )
+    with pytest.raises(ProcsError, match="ProcDiedError"):
+        group.submit(code, sink=sink).wait(30)
+    _until(lambda: "working..." in sink.text("stderr"), 10.0, "stderr's flushed partial line shown")
+    _until(lambda: "half a line" in sink.text("stdout"), 10.0, "stdout's flushed partial line shown")
