@@ -11,23 +11,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from recording_sink import RecordingSink
 
 from ipylogfwd import ProcDiedError, ProcGroup, ProcsError, ProcTimeoutError, UsageError
-from ipylogfwd.sinks.text import TextSink
-
-
-class RecordingSink(TextSink):
-    """Keeps what a cell published, per stream."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.published: dict[str, list[str]] = {"stdout": [], "stderr": []}
-
-    def _emit(self, name: str, text: str) -> None:
-        self.published[name].append(text)
-
-    def text(self, name: str = "stdout") -> str:
-        return "".join(self.published[name])
 
 
 @pytest.fixture

@@ -22,24 +22,10 @@ import pytest
 from conftest import wait_gone
 from kernel_driver import KernelDriver
 from netns import Net
+from recording_sink import RecordingSink
 
 from ipylogfwd import ProcGroup, ProcsError
 from ipylogfwd.launchers import CommandLauncher
-from ipylogfwd.sinks.text import TextSink
-
-
-class RecordingSink(TextSink):
-    def __init__(self) -> None:
-        super().__init__()
-        self.out: list[str] = []
-
-    def _emit(self, name: str, text: str) -> None:
-        if name == "stdout":
-            self.out.append(text)
-
-    def lines(self, rank: int) -> list[str]:
-        prefix = f"[{rank}] "
-        return [ln[len(prefix) :] for ln in "".join(self.out).splitlines() if ln.startswith(prefix)]
 
 
 def recording(ranks: list[int], pids: object, logs: object) -> RecordingSink:
@@ -293,5 +279,5 @@ def test_a_foreign_process_on_another_host_gets_nothing_in(net: Net, group: Proc
     sink = RecordingSink()
     group.submit("print('only this')", sink=sink).wait(30)
     assert group.flush(timeout=10).ok
-    assert all(sink.lines(r) == ["only this"] for r in range(4)), sink.out
+    assert all(sink.lines(r) == ["only this"] for r in range(4)), sink.text()
     assert [h.host for h in group.status().hosts] == net.hosts[:2]
