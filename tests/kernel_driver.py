@@ -7,6 +7,8 @@ that output landed in the cell that produced it and nowhere else.
 from __future__ import annotations
 
 import queue
+import shutil
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -61,16 +63,15 @@ class Cell:
         return [m for m in self.messages if m["msg_type"] == "stream"]
 
 
-def _kernel_manager(python: str | None) -> KernelManager:
-    """A manager for this venv's kernel, or for an ipykernel installed under ``python``."""
+def _kernel_manager(python: str | None, specs: Path) -> KernelManager:
+    """A manager for this venv's kernel, or for an ipykernel installed under ``python`` (its
+    kernelspec written under ``specs``)."""
     if python is None:
         return KernelManager(kernel_name="python3")
     import json
-    import tempfile
 
     from jupyter_client.kernelspec import KernelSpecManager
 
-    specs = Path(tempfile.mkdtemp(prefix="ipylogfwd-kernelspec-"))
     (specs / "other").mkdir()
     argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (specs / "other" / "kernel.json").write_text(
@@ -81,7 +82,8 @@ def _kernel_manager(python: str | None) -> KernelManager:
 
 class KernelDriver:
     def __init__(self, extra_env: dict[str, str] | None = None, python: str | None = None) -> None:
-        self.km = _kernel_manager(python)
+        self._specs = Path(tempfile.mkdtemp(prefix="ipylogfwd-kernelspec-"))  # removed at shutdown
+        self.km = _kernel_manager(python, self._specs)
         env = None
         if extra_env or python:
             import os
@@ -175,5 +177,8 @@ class KernelDriver:
         self.km.interrupt_kernel()
 
     def shutdown(self) -> None:
-        self.kc.stop_channels()
-        self.km.shutdown_kernel(now=True)
+        try:
+            self.kc.stop_channels()
+            self.km.shutdown_kernel(now=True)
+        finally:
+            shutil.rmtree(self._specs, ignore_errors=True)
