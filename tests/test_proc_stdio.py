@@ -29,6 +29,12 @@ def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
+def _run_to_its_death(group: ProcGroup, code: str, sink: RecordingSink) -> None:
+    """Run ``code``, which ends its proc (``os._exit``)."""
+    with pytest.raises(ProcsError, match="ProcDiedError"):
+        group.submit(code, sink=sink).wait(30)
+
+
 def test_a_prompt_without_a_newline_shows_while_the_cell_runs(group: ProcGroup) -> None:
     sink = RecordingSink()
     code = "import sys, time\nsys.stdout.write('out prompt> ')\nsys.stderr.write('err prompt> ')\ntime.sleep(4)\n"
@@ -70,8 +76,7 @@ def test_stderr_written_just_before_a_crash_after_a_flood_is_shown(group: ProcGr
         "print('last words', file=sys.stderr)\n"
         "os._exit(3)\n"
     )
-    with pytest.raises(ProcsError, match="ProcDiedError"):
-        group.submit(code, sink=sink).wait(30)
+    _run_to_its_death(group, code, sink)
     _until(lambda: "last words" in sink.text("stderr"), 10.0, "the line written before os._exit shown")
     assert re.fullmatch(r"(\[0\] flood\n)+\[0\] last words\n", sink.text("stderr"))
 
@@ -84,7 +89,6 @@ def test_an_explicit_flush_puts_a_partial_line_in_the_pipe_before_a_crash(group:
         "sys.stdout.write('half a line'); sys.stdout.flush()\n"
         "os._exit(3)\n"
     )
-    with pytest.raises(ProcsError, match="ProcDiedError"):
-        group.submit(code, sink=sink).wait(30)
+    _run_to_its_death(group, code, sink)
     _until(lambda: "working..." in sink.text("stderr"), 10.0, "stderr's flushed partial line shown")
     _until(lambda: "half a line" in sink.text("stdout"), 10.0, "stdout's flushed partial line shown")
