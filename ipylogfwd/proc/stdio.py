@@ -81,7 +81,9 @@ class StdStreams:
         sys.__stdout__, sys.__stderr__ = self.stdout, self.stderr  # type: ignore[misc]
 
     def flush(self) -> None:
-        """Everything written to either stream so far is in its pipe when this returns."""
+        """Everything written so far to ``sys.stdout`` and ``sys.stderr`` (these, or streams a
+        cell put in their place) has left Python's buffers when this returns."""
+        self._flush_replaced(sys.stdout, sys.stderr)
         with contextlib.suppress(ValueError, OSError):  # closed or broken: nothing to push
             self.stdout.flush()
         with contextlib.suppress(ValueError, OSError):
@@ -90,9 +92,7 @@ class StdStreams:
     def tick(self) -> None:
         """Once a flush interval, from the control thread: push buffered output into the
         pipes, and choose stderr's buffering from how much reached it since the last tick."""
-        with contextlib.suppress(Exception):  # a user's stream put in their place: still flush ours
-            if sys.stdout is not self.stdout:
-                sys.stdout.flush()
+        self._flush_replaced(sys.stdout)
         with contextlib.suppress(ValueError, OSError):  # closed or broken: nothing to keep live
             self.stdout.flush()
         with contextlib.suppress(ValueError, OSError):
@@ -100,6 +100,13 @@ class StdStreams:
             writes, written = self._err_raw.writes, self._err_raw.written
             self._pace_stderr(writes - self._seen[0], written - self._seen[1])
             self._seen = (writes, written)
+
+    def _flush_replaced(self, *streams: Any) -> None:
+        for stream in streams:
+            if stream is not None and stream is not self.stdout and stream is not self.stderr:
+                # A stream a cell put in place, whatever it raises, must not stop a barrier.
+                with contextlib.suppress(Exception):
+                    stream.flush()
 
     def _pace_stderr(self, writes: int, written: int) -> None:
         if not self.flooded and writes >= FLOOD_WRITES:

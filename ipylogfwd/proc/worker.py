@@ -89,11 +89,6 @@ class _Worker:
 
     def flush_output(self) -> None:
         """Push Python's and C's buffered output into fds 1 and 2."""
-        for stream in (sys.stdout, sys.stderr):
-            # A user-replaced stream that cannot flush, whatever it raises, must not stop a barrier.
-            with contextlib.suppress(Exception):
-                if stream is not None:
-                    stream.flush()
         self.streams.flush()
         if self._libc is not None:
             self._libc.fflush(None)

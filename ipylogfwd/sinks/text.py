@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ..pipeline.items import STDERR, STDOUT, STREAM_NAMES, Display
@@ -205,9 +206,9 @@ class TextSink:
         self._emit(STREAM_NAMES[bar.stream], self._format(bar.rank, bar.stream, bar.state + "\n"))
 
     # --- formatting --------------------------------------------------------------------------
-    def _format_entry(self, rank: int, stream: int, entry: Entry, at: float | None) -> list[Part]:
+    def _format_entry(self, rank: int, stream: int, entry: Entry, at: float | None) -> Sequence[Part]:
         if isinstance(entry, str):
-            return list[Part](self._format_parts(rank, stream, entry, at))
+            return self._format_parts(rank, stream, entry, at)
         if entry.update:
             return [(rank, entry)]  # it replaces a bundle shown earlier, in place
         parts: list[Part] = []
