@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import queue
+import re
 import shlex
 import shutil
 import statistics
@@ -310,14 +311,16 @@ def flood_in_kernel(fe: Frontend, nprocs: int, lines: int, payload: int, writer:
     }
 
 
-def flood_floor(nprocs: int, lines: int, payload: int, sink: str = "cat") -> dict[str, Any]:
+def flood_floor(nprocs: int, lines: int, payload: int, sink: str = "cat", prefix: str = "") -> dict[str, Any]:
     """The same code as ``nprocs`` plain ``python -c CODE | cat > /dev/null`` pipelines
     (``sink="devnull"``: ``python -c CODE > /dev/null``, no pipe at all), started together
     (each waits for a common start time so interpreter start-up skew is not counted), timed
-    from the first print until every pipeline has finished."""
+    from the first print until every pipeline has finished. ``prefix``: code run first (to
+    set stdout up differently)."""
     start_at = time.time() + 1.0
     code = (
-        proc_body(lines, payload, start_at)
+        prefix
+        + proc_body(lines, payload, start_at)
         + 'sys.stderr.write("%r %r %r\\n" % (t_first, t_last, c_last - c_first))\n'
     )
     redirect = "| cat > /dev/null" if sink == "cat" else "> /dev/null"
@@ -328,7 +331,7 @@ def flood_floor(nprocs: int, lines: int, payload: int, sink: str = "cat") -> dic
     ]
     errs = []
     for p in pipes:
-        _, err = p.communicate()
+        _, err = p.communicate(timeout=600)  # a floor run takes seconds
         errs.append(err)
     t_end = time.time()
     times = [tuple(map(float, e.split())) for e in errs]
@@ -588,6 +591,19 @@ def _part_d(args: argparse.Namespace, logdir: Path, summary: list[tuple[str, str
                     sum(got) == total))
     summary.append((f"(d) throughput, {writer}", f"{total / r['wall'] / 1e6:.2f} M lines/s, kernel CPU "
                     f"{r['kernel_cpu']:.1f} s / {r['wall']:.1f} s wall", "(info)", None))
+
+
+def write_section(doc: Path, name: str, text: str) -> None:
+    """Put ``text`` between the ``<!-- name: begin -->`` and ``<!-- name: end -->`` markers of
+    ``doc`` (appended the first time): a benchmark's own section of docs/benchmarks.md."""
+    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+    old = doc.read_text() if doc.exists() else ""
+    section = f"{begin}\n{text}\n{end}"
+    if begin in old:
+        new = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: section, old, flags=re.S)
+    else:
+        new = old.rstrip() + "\n\n" + section + "\n"
+    doc.write_text(new)
 
 
 # ---------------------------------------------------------------------------------------------

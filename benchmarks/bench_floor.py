@@ -41,7 +41,6 @@ import json
 import os
 import re
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,9 +49,18 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from bench_core import PYTHON, ROOT, Frontend, StreamStats, check_lines, flood_in_kernel, proc_body
+from bench_core import (
+    PYTHON,
+    ROOT,
+    Frontend,
+    StreamStats,
+    check_lines,
+    flood_floor,
+    flood_in_kernel,
+    med,
+    write_section,
+)
 
-MARK_BEGIN, MARK_END = "<!-- bench_floor: begin -->", "<!-- bench_floor: end -->"
 LINES, PAYLOAD = 250_000, 27  # 40-byte lines, as the issue's figures
 
 # stdout as a proc has it (ipylogfwd/proc/stdio.py): the floor with only the path different.
@@ -81,10 +89,6 @@ sys.stdout.flush(); sys.stderr.flush()
 """
 
 
-def med(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
 def frontend(args: argparse.Namespace, **kw: Any) -> Frontend:
     env = dict(os.environ)
     if args.tree:
@@ -103,19 +107,6 @@ def load(fe: Frontend) -> None:
     print(f"  the kernel's ipylogfwd: {where}")
 
 
-def floor(n: int, prefix: str) -> float:
-    """Wall time of ``n`` pipelines into ``cat``, from the first print to the last exit."""
-    start_at = time.time() + 1.0
-    code = prefix + proc_body(LINES, PAYLOAD, start_at) + 'sys.stderr.write("%r\\n" % t_first)\n'
-    cmd = f"{shlex.quote(PYTHON)} -c {shlex.quote(code)} | cat > /dev/null"
-    pipes = [
-        subprocess.Popen(["sh", "-c", cmd], env={**os.environ, "RANK": str(r)}, stderr=subprocess.PIPE, text=True)
-        for r in range(n)
-    ]
-    firsts = [float(p.communicate(timeout=300)[1]) for p in pipes]
-    return time.time() - min(firsts)
-
-
 def part_a(args: argparse.Namespace) -> dict[str, Any]:
     n = 4
     print(f"== (a) {n} procs x {LINES:,} lines of 40 bytes: kernel path vs cat floors ==")
@@ -126,8 +117,8 @@ def part_a(args: argparse.Namespace) -> dict[str, Any]:
         fe.execute(f"%%procs {n}\n1\n")
         flood_in_kernel(fe, n, 2000, PAYLOAD)  # warm-up through the whole path
         for rep in range(args.repeat):
-            plain.append(floor(n, ""))
-            same.append(floor(n, PROC_STDOUT))
+            plain.append(flood_floor(n, LINES, PAYLOAD)["wall"])
+            same.append(flood_floor(n, LINES, PAYLOAD, prefix=PROC_STDOUT)["wall"])
             r = flood_in_kernel(fe, n, LINES, PAYLOAD)
             st = fe.streams.get(r["bg_msg_id"], StreamStats())
             chk = check_lines(st.texts["stdout"], n, LINES, PAYLOAD)
@@ -279,17 +270,7 @@ def section(fig: dict[str, Any], before: dict[str, Any] | None, findings: str) -
         prior = f"{was[key][0]} | " if key in was else ("- | " if before else "")
         lines.append(f"| {label} | {target} | {prior}{text} | {verdict} |")
     lines += ["", findings.strip(), ""]
-    return f"{MARK_BEGIN}\n" + "\n".join(lines) + f"\n{MARK_END}"
-
-
-def write(path: Path, text: str) -> None:
-    old = path.read_text() if path.exists() else ""
-    if MARK_BEGIN in old:
-        new = re.sub(re.escape(MARK_BEGIN) + r".*?" + re.escape(MARK_END), lambda _: text, old, flags=re.S)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(new)
-    print(f"wrote {path}")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -355,7 +336,9 @@ def main() -> None:
     if args.save:
         args.save.write_text(json.dumps(fig, indent=1))
     if args.write:
-        write(ROOT / "docs" / "benchmarks.md", section(fig, before, args.findings.read_text()))
+        doc = ROOT / "docs" / "benchmarks.md"
+        write_section(doc, "bench_floor", section(fig, before, args.findings.read_text()))
+        print(f"wrote {doc}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import socket
 import statistics
@@ -46,14 +45,13 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from bench_core import write_section  # noqa: E402
 from netns import Net  # noqa: E402
 
 from ipylogfwd import ProcGroup  # noqa: E402
 from ipylogfwd.launchers import CommandLauncher, LocalLauncher  # noqa: E402
 from ipylogfwd.launchers.base import Launcher  # noqa: E402
 from ipylogfwd.sinks.text import TextSink  # noqa: E402
-
-MARK_BEGIN, MARK_END = "<!-- bench_hosts: begin -->", "<!-- bench_hosts: end -->"
 
 
 class CountingSink(TextSink):
@@ -286,17 +284,6 @@ PARTS: dict[str, Callable[[argparse.Namespace, list[str]], None]] = {
 }
 
 
-def write(doc: Path, text: str) -> None:
-    """Put ``text`` between the markers in ``doc`` (appended the first time)."""
-    old = doc.read_text() if doc.exists() else ""
-    section = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
-    if MARK_BEGIN in old:
-        new = re.sub(re.escape(MARK_BEGIN) + r".*?" + re.escape(MARK_END), lambda _: section, old, flags=re.S)
-    else:
-        new = old.rstrip() + "\n\n" + section + "\n"
-    doc.write_text(new)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--parts", default="abcde")
@@ -319,7 +306,7 @@ def main() -> None:
     text = "\n".join(out)
     print("\n" + text)
     if args.write:
-        write(ROOT / "docs" / "benchmarks.md", text)
+        write_section(ROOT / "docs" / "benchmarks.md", "bench_hosts", text)
 
 
 if __name__ == "__main__":
