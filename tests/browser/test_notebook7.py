@@ -7,9 +7,13 @@ from typing import Any
 from .labdriver import LabServer, wait_for
 
 
-def run_all_until_flushed(page: Any, lab: LabServer, path: str) -> None:
-    """Open ``path`` in Notebook 7, run all its cells, and wait until the last one, a
-    ``%logflush``, printed that every proc's widget rendered everything before the barrier."""
+def run_all_until_flushed(page: Any, lab: LabServer, name: str, procs_cell: str) -> None:
+    """Write notebook ``name`` (``%load_ext``, ``procs_cell``, a ``%logflush`` cell), open it
+    in Notebook 7, run all its cells, and wait until the flush printed that every proc's
+    widget rendered everything before the barrier."""
+    path = lab.write_notebook(
+        name, ["%load_ext ipylogfwd", procs_cell, "r = %logflush\nprint('FLUSH', sorted(set(r.outcomes.values())))"]
+    )
     page.goto(f"{lab.url}/notebooks/{path}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     # Run All before the kernel is ready is lost: wait for it to be started and idle.
@@ -45,30 +49,19 @@ def run_all_until_flushed(page: Any, lab: LabServer, path: str) -> None:
 
 
 def test_widgets_and_rendered_flush_in_notebook_7(page: Any, lab: LabServer) -> None:
-    path = lab.write_notebook(
-        "nb7.ipynb",
-        [
-            "%load_ext ipylogfwd",
-            "%%procs 2\nfor i in range(30):\n    print(f'line {i:02d}')",
-            "r = %logflush\nprint('FLUSH', sorted(set(r.outcomes.values())))",
-        ],
-    )
-    run_all_until_flushed(page, lab, path)
+    run_all_until_flushed(page, lab, "nb7.ipynb", "%%procs 2\nfor i in range(30):\n    print(f'line {i:02d}')")
     for rank in (0, 1):
         texts = page.locator(f'.ipylogfwd-proc[data-rank="{rank}"] .ipylogfwd-line').all_inner_texts()
         assert texts == [f"line {i:02d}" for i in range(30)], texts
 
 
 def test_the_merged_view_and_its_toggle_in_notebook_7(page: Any, lab: LabServer) -> None:
-    path = lab.write_notebook(
+    run_all_until_flushed(
+        page,
+        lab,
         "nb7merged.ipynb",
-        [
-            "%load_ext ipylogfwd",
-            "%%procs 8\nimport os\nfor i in range(3):\n    print(f'line {i}')\nprint('rank', os.environ['RANK'])",
-            "r = %logflush\nprint('FLUSH', sorted(set(r.outcomes.values())))",
-        ],
+        "%%procs 8\nimport os\nfor i in range(3):\n    print(f'line {i}')\nprint('rank', os.environ['RANK'])",
     )
-    run_all_until_flushed(page, lab, path)
     # 8 procs: the merged view, its rows as rendered when the flush returned.
     rows = page.locator("[data-ipylogfwd-merged] .ipylogfwd-mrow")
     got = [
