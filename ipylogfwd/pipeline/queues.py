@@ -42,6 +42,10 @@ class Mailboxes:
         self._cond = threading.Condition()
         self._boxes: dict[int, _Box] = {}
         self._urgent = False  # a barrier or EOF is queued: the consumer should not linger
+        # What the consumer waits for now (under the lock): "any" (wait), "urgent" (linger) or
+        # None. A put wakes it only for that: a lingering consumer woken by every put of a
+        # flood would only go back to sleep, a context switch and a GIL handoff each time.
+        self._waiting: str | None = None
 
     def add(self, rank: int) -> None:
         with self._cond:
@@ -57,7 +61,8 @@ class Mailboxes:
             box.size += sum(item_size(i) for i in items)
             if not self._urgent and any(not isinstance(i, Log) for i in items):
                 self._urgent = True
-            self._cond.notify()
+            if self._waiting == "any" or (self._waiting == "urgent" and self._urgent):
+                self._cond.notify()
             if self._notify is not None:
                 self._notify()
 
@@ -76,13 +81,21 @@ class Mailboxes:
         with self._cond:
             if any(b.items for b in self._boxes.values()):
                 return True
-            self._cond.wait(timeout)
+            self._waiting = "any"
+            try:
+                self._cond.wait(timeout)
+            finally:
+                self._waiting = None
             return any(b.items for b in self._boxes.values())
 
     def linger(self, timeout: float) -> None:
         """Wait up to ``timeout`` for more data to coalesce, but not past an urgent item."""
         with self._cond:
-            self._cond.wait_for(lambda: self._urgent, timeout)
+            self._waiting = "urgent"
+            try:
+                self._cond.wait_for(lambda: self._urgent, timeout)
+            finally:
+                self._waiting = None
 
     def wake(self) -> None:
         """Wake a waiting consumer without adding anything (used to stop it)."""
