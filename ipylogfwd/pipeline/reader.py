@@ -44,6 +44,12 @@ READ_SIZE = 1 << 18
 PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 WEAK_DRAIN_LIMIT = 16 << 20
+FLOOD_READ = 1 << 15
+FLOOD_PAUSE = 0.002
+"""After a round of reads that got at least ``FLOOD_READ`` bytes, the reader waits
+``FLOOD_PAUSE`` seconds before it looks again: procs that flood fill their pipes meanwhile
+(1 MiB each holds far more than that pause's output), and the next round takes it in a few
+large reads instead of one wake-up, read and queue handoff per block a proc flushes."""
 BLOCK_READ = 4096
 """A read at least this big that ends mid-line came from a buffer that filled (a proc's
 stdio flushing a block), not from a prompt: the rest of the line is still in the proc's
@@ -212,16 +218,19 @@ class Reader:
         while True:
             paused = any(p.paused for p in self._procs.values())
             events = self._sel.select(0.01 if paused else self._idle_release / 2)
+            got = 0
             for key, _ in events:
                 if key.data is None:
                     if self._handle_commands():
                         return
                 elif isinstance(key.data, _Stream):
-                    self._read(key.data)
+                    got += self._read(key.data)
                 else:
                     self._read_frames(key.data)  # a proc's display pipe
             self._resume_drained()
             self._release_idle()
+            if got >= FLOOD_READ:
+                time.sleep(FLOOD_PAUSE)
 
     def _handle_commands(self) -> bool:
         try:
@@ -259,11 +268,12 @@ class Reader:
         self._procs[cmd.rank] = proc
         self._sync_frames(proc)
 
-    def _read(self, st: _Stream) -> None:
+    def _read(self, st: _Stream) -> int:
+        """Read what ``st``'s pipe holds (one read) and queue its items; the bytes read."""
         try:
             data = os.read(st.fd, READ_SIZE)
         except BlockingIOError:
-            return
+            return 0
         except OSError:
             data = b""  # treat a broken pipe as its end: the proc side is gone
         if data:
@@ -286,6 +296,7 @@ class Reader:
             self._pause(proc)
         if proc is not None and proc.frames is not None:
             self._sync_frames(proc)  # markers taken bundles: the display pipe may be read again
+        return len(data)
 
     def _read_frames(self, proc: _ProcPipes) -> None:
         if proc.frames is not None:
