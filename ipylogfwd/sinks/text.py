@@ -63,7 +63,8 @@ class TextSink:
         log_paths: dict[int, list[str]] | None = None,
         timestamps: str | None = None,
     ) -> None:
-        self._batch: dict[int, list[tuple[int, Entry, float]]] = {STDOUT: [], STDERR: []}
+        # per stream: (rank, text or bundle, when read, the text's newline count)
+        self._batch: dict[int, list[tuple[int, Entry, float, int]]] = {STDOUT: [], STDERR: []}
         self._stamps = timestamps if timestamps in TIMESTAMPS else None
         self._started = time.time()
         self._open: dict[int, int | None] = {STDOUT: None, STDERR: None}
@@ -122,13 +123,13 @@ class TextSink:
                 self._show_due(force=True, only=bar)  # a bar's first and last states, at once
 
     def _add(self, rank: int, stream: int, text: str, at: float, newlines: int | None = None) -> None:
-        self._batch[stream].append((rank, text, at))
         if newlines is None:
             newlines = text.count("\n")
+        self._batch[stream].append((rank, text, at, newlines))
         self._pending += len(text) + 8 * (newlines + 1)  # with "[rank] " prefixes
 
     def display(self, rank: int, bundle: Display) -> None:
-        self._batch[bundle.stream].append((rank, bundle, bundle.at))
+        self._batch[bundle.stream].append((rank, bundle, bundle.at, 0))
 
     def publish(self) -> None:
         if self._eliding and self._budget is not None and self._budget.recovered():
@@ -136,7 +137,7 @@ class TextSink:
         out: dict[int, list[Part]]
         if not self._eliding and (self._budget is None or self._budget.take(self._pending)):
             out = {
-                stream: [part for rank, entry, at in batch for part in self._format_entry(rank, stream, entry, at)]
+                stream: [part for rank, e, at, n in batch for part in self._format_entry(rank, stream, e, at, n)]
                 for stream, batch in self._batch.items()
             }
         else:
@@ -206,9 +207,11 @@ class TextSink:
         self._emit(STREAM_NAMES[bar.stream], self._format(bar.rank, bar.stream, bar.state + "\n"))
 
     # --- formatting --------------------------------------------------------------------------
-    def _format_entry(self, rank: int, stream: int, entry: Entry, at: float | None) -> Sequence[Part]:
+    def _format_entry(
+        self, rank: int, stream: int, entry: Entry, at: float | None, newlines: int | None = None
+    ) -> Sequence[Part]:
         if isinstance(entry, str):
-            return self._format_parts(rank, stream, entry, at)
+            return self._format_parts(rank, stream, entry, at, newlines)
         if entry.update:
             return [(rank, entry)]  # it replaces a bundle shown earlier, in place
         parts: list[Part] = []
@@ -229,9 +232,12 @@ class TextSink:
         ranks never share a line."""
         return "".join(self._format_parts(rank, stream, text, at))
 
-    def _format_parts(self, rank: int, stream: int, text: str, at: float | None = None) -> list[str]:
+    def _format_parts(
+        self, rank: int, stream: int, text: str, at: float | None = None, newlines: int | None = None
+    ) -> list[str]:
         """``_format``'s text in pieces (joined once, with the rest of a publish: the text of
-        a flood is copied as few times as can be)."""
+        a flood is copied as few times as can be). ``newlines``: how many ``\n`` ``text``
+        holds, if known."""
         prefix = self._prefix(rank, at)
         open_rank = self._open[stream]
         head = "\n" if open_rank is not None and open_rank != rank else ""
@@ -239,7 +245,9 @@ class TextSink:
             head += prefix
         if text.endswith("\n"):
             self._open[stream] = None
-            return [head, text[:-1].replace("\n", "\n" + prefix), "\n"]
+            # Every newline but the last starts a prefixed line (no copy of the text without it).
+            n = text.count("\n") if newlines is None else newlines
+            return [head, text.replace("\n", "\n" + prefix, n - 1)]
         self._open[stream] = rank
         return [head, text.replace("\n", "\n" + prefix)]
 
@@ -270,7 +278,7 @@ class TextSink:
             self._last_note = self._clock()
         bundles = []
         for stream, batch in self._batch.items():
-            for rank, entry, _ in batch:
+            for rank, entry, _, _ in batch:
                 if not isinstance(entry, str):
                     bundles.append((stream, rank, entry))
                     continue
