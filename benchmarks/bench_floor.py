@@ -13,6 +13,10 @@ a  4 procs x 250,000 lines of 40 bytes on stdout, from the first print until ``%
    two floors: the same code in 4 plain ``python -c CODE | cat > /dev/null`` pipelines (the
    procs' floor as Python sets stdout up for a pipe, 8 KiB buffer), and the same again with
    stdout set up as a proc's (64 KiB buffer), so only the path differs. Medians of 3.
+   Each run also prints the CPU time of the kernel, the client and the procs (from the
+   scheduler's counts) and the stream messages. ``--against DIR`` floods a second kernel, on
+   the ipylogfwd of another checkout, in turn with this one: an A/B comparison on a shared
+   machine, whose drift between two separate runs is larger than most single changes.
 b  The procs' own slowdown: each proc writes 250,000 lines on stdout and 250,000 on stderr,
    alternating (benchmarks/compare_workload.py's loop, 32-byte lines), first into /dev/null
    and then, from a start time shared by all procs, into its captured stdout and stderr; the
@@ -89,13 +93,15 @@ sys.stdout.flush(); sys.stderr.flush()
 """
 
 
-def frontend(args: argparse.Namespace, **kw: Any) -> Frontend:
+def frontend(args: argparse.Namespace, tree: Path | None = None, **kw: Any) -> Frontend:
+    """A kernel on ``tree``'s ipylogfwd (default: ``--tree``, else this checkout's)."""
+    tree = tree or args.tree
     env = dict(os.environ)
-    if args.tree:
-        env["PYTHONPATH"] = os.pathsep.join([str(args.tree), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    if tree:
+        env["PYTHONPATH"] = os.pathsep.join([str(tree), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     extra = ["--Session.packer=json", "--Session.unpacker=json"] if args.packer == "json" else []
     # The kernel starts in the tree (its working directory comes first on its sys.path).
-    return Frontend(env=env, extra_arguments=extra, cwd=args.tree, **kw)
+    return Frontend(env=env, extra_arguments=extra, cwd=tree, **kw)
 
 
 def load(fe: Frontend) -> None:
@@ -110,29 +116,57 @@ def load(fe: Frontend) -> None:
 def part_a(args: argparse.Namespace) -> dict[str, Any]:
     n = 4
     print(f"== (a) {n} procs x {LINES:,} lines of 40 bytes: kernel path vs cat floors ==")
-    fe = frontend(args, keep_text=True)
-    walls, plain, same, bad = [], [], [], []
+    # With --against, a second kernel on another checkout floods in turn with this one, so
+    # that the machine's drift (shared, noisy) falls on both alike.
+    kernels = {"this": frontend(args, keep_text=True)}
+    plain: list[float] = []
+    same: list[float] = []
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ("this", "against")}
     try:
-        load(fe)
-        fe.execute(f"%%procs {n}\n1\n")
-        flood_in_kernel(fe, n, 2000, PAYLOAD)  # warm-up through the whole path
+        if args.against is not None:
+            kernels["against"] = frontend(args, keep_text=True, tree=args.against)
+        for fe in kernels.values():
+            load(fe)
+            fe.execute(f"%%procs {n}\n1\n")
+            flood_in_kernel(fe, n, 2000, PAYLOAD)  # warm-up through the whole path
         for rep in range(args.repeat):
             plain.append(flood_floor(n, LINES, PAYLOAD)["wall"])
             same.append(flood_floor(n, LINES, PAYLOAD, prefix=PROC_STDOUT)["wall"])
-            r = flood_in_kernel(fe, n, LINES, PAYLOAD)
-            st = fe.streams.get(r["bg_msg_id"], StreamStats())
-            chk = check_lines(st.texts["stdout"], n, LINES, PAYLOAD)
-            st.texts = {"stdout": [], "stderr": []}
-            walls.append(r["wall"])
-            bad.append(chk["lost"] + chk["duplicated"] + chk["malformed"] + chk["out_of_order"])
-            print(f"  run {rep + 1}: ipylogfwd {r['wall']:.3f} s, floor (plain stdout) {plain[-1]:.3f} s, "
-                  f"floor (a proc's stdout) {same[-1]:.3f} s; lost/duplicated/malformed/out of order {bad[-1]}")
+            order = list(kernels) if rep % 2 == 0 else list(kernels)[::-1]
+            for name in order:
+                runs[name].append(flood_checked(kernels[name], n))
+            print(f"  run {rep + 1}: floor (plain stdout) {plain[-1]:.3f} s, floor (a proc's stdout) {same[-1]:.3f} s")
+            for name in order:
+                print(f"    {name}: {describe_flood(runs[name][-1])}")
     finally:
-        fe.shutdown()
-    out = {"wall": med(walls), "floor_plain": med(plain), "floor_same": med(same), "bad": sum(bad)}
+        for fe in kernels.values():
+            fe.shutdown()
+    out = {"wall": med([r["wall"] for r in runs["this"]]), "floor_plain": med(plain), "floor_same": med(same),
+           "bad": sum(r["bad"] for r in runs["this"])}
+    for name, rs in runs.items():
+        if rs:
+            print(f"  median, {name}: " + describe_flood({k: med([r[k] for r in rs]) for k in rs[0]}) +
+                  f"; {med([r['wall'] for r in rs]) / out['floor_same']:.2f}x the same-stdout floor")
     print(f"  median: {out['wall']:.3f} s = {out['wall'] / out['floor_plain']:.2f}x the plain floor, "
           f"{out['wall'] / out['floor_same']:.2f}x the same-stdout floor")
     return out
+
+
+def flood_checked(fe: Frontend, n: int) -> dict[str, Any]:
+    """One flood of part a, its lines checked: wall time, CPU of kernel, client and procs."""
+    r = flood_in_kernel(fe, n, LINES, PAYLOAD)
+    st = fe.streams.get(r["bg_msg_id"], StreamStats())
+    chk = check_lines(st.texts["stdout"], n, LINES, PAYLOAD)
+    st.texts = {"stdout": [], "stderr": []}
+    return {"wall": r["wall"], "kernel_cpu": r["kernel_cpu"], "client_cpu": r["frontend_cpu"],
+            "procs_cpu": sum(r["proc_cpu"]), "messages": r["stream_messages"],
+            "bad": chk["lost"] + chk["duplicated"] + chk["malformed"] + chk["out_of_order"]}
+
+
+def describe_flood(r: dict[str, Any]) -> str:
+    return (f"{r['wall']:.3f} s; cpu: kernel {r['kernel_cpu']:.3f} s, client {r['client_cpu']:.3f} s, "
+            f"procs {r['procs_cpu']:.3f} s; {r['messages']:.0f} stream messages; "
+            f"lost/duplicated/malformed/out of order {r['bad']:.0f}")
 
 
 def part_b(args: argparse.Namespace, n: int) -> dict[str, Any]:
@@ -283,6 +317,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure, median quoted (default 3)")
     ap.add_argument("--slow-lines", type=int, default=250_000, help="(b) lines per stream per proc")
     ap.add_argument("--tree", type=Path, help="import ipylogfwd from this checkout in the kernel")
+    ap.add_argument("--against", type=Path,
+                    help="(a) also flood a kernel on this checkout, in turn with this one (an A/B run)")
     ap.add_argument("--packer", choices=("default", "json"), default="default",
                     help="json: the kernel packs messages with json even where orjson is installed")
     ap.add_argument("--label", default="", help="what this run measured (kept with --save)")
@@ -299,8 +335,9 @@ def main() -> None:
         ap.error(f"unknown parts {sorted(parts - {'a', 'b', 'c', 'd'})}")
     if "c" in parts and args.tree is not None:
         ap.error("--tree: part c runs JupyterLab with this checkout's frontend and server extension")
-    if args.tree is not None and not (args.tree / "ipylogfwd" / "__init__.py").exists():
-        ap.error(f"--tree {args.tree}: no ipylogfwd package there")
+    for opt, tree in (("--tree", args.tree), ("--against", args.against)):
+        if tree is not None and not (tree / "ipylogfwd" / "__init__.py").exists():
+            ap.error(f"{opt} {tree}: no ipylogfwd package there")
     rev = subprocess.run(["git", "-C", str(args.tree or ROOT), "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True).stdout.strip()
     fig: dict[str, Any] = {
