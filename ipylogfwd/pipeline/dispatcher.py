@@ -30,10 +30,10 @@ from .queues import Mailboxes
 from .sink import DisplayingSink, ReplayingSink, Sink, TimedSink, ViewedSink
 
 KEEP_CELLS = 20
-PUBLISH_EARLY = 4 << 20
-"""A sink holding more than this many characters is published at once, mid-drain. Each
-message costs the kernel about as much as a few hundred KiB of text, so under a flood
-fewer, larger messages leave more of the cpus to the procs; memory stays bounded by it."""
+PUBLISH_EARLY = 1 << 20
+"""A sink holding more than this many characters is published at once, mid-drain (unless it
+says otherwise, in a ``publish_early`` attribute): memory stays bounded, and a view gets a
+flood in pieces it renders without long pauses."""
 
 
 class Dispatcher:
@@ -138,23 +138,24 @@ class Dispatcher:
             with self._lock:
                 route = self._routes.setdefault(rank, {STDOUT: 0, STDERR: 0})
             added = [0, 0, 0]
-            # cell -> (its sink, the same if it takes timestamps), looked up once per drain
-            sinks: dict[int, tuple[Sink, TimedSink | None]] = {}
+            # cell -> (its sink, the same if it takes timestamps, its publish_early), looked up
+            # once per drain
+            sinks: dict[int, tuple[Sink, TimedSink | None, int]] = {}
             for item in items:
                 if isinstance(item, Log):
                     cell = route[item.stream]
-                    sink, with_time = sinks.get(cell) or sinks.setdefault(cell, self._entry(cell, rank))
+                    sink, with_time, early = sinks.get(cell) or sinks.setdefault(cell, self._entry(cell, rank))
                     if with_time is not None:
                         with_time.write_at(rank, item.stream, item.text, item.at, item.newlines)
                     else:
                         sink.write(rank, item.stream, item.text)
                     touched[id(sink)] = sink
                     added[item.stream] += item.newlines
-                    if sink.pending > PUBLISH_EARLY:
+                    if sink.pending > early:
                         sink.publish()
                 elif isinstance(item, Display):
                     cell = route[item.stream]
-                    sink, _ = sinks.get(cell) or sinks.setdefault(cell, self._entry(cell, rank))
+                    sink, _, _ = sinks.get(cell) or sinks.setdefault(cell, self._entry(cell, rank))
                     if isinstance(sink, DisplayingSink):
                         sink.display(rank, item)
                     elif not item.update:
@@ -196,10 +197,12 @@ class Dispatcher:
             else:
                 self._deferred.pop(key, None)
 
-    def _entry(self, cell: int, rank: int) -> tuple[Sink, TimedSink | None]:
-        """``cell``'s sink, and the same again if it takes timestamps (else None)."""
+    def _entry(self, cell: int, rank: int) -> tuple[Sink, TimedSink | None, int]:
+        """``cell``'s sink, the same again if it takes timestamps (else None), and how many
+        characters it may hold before it is published mid-drain."""
         sink = self._sink(cell, rank)
-        return sink, sink if isinstance(sink, TimedSink) else None
+        early = getattr(sink, "publish_early", PUBLISH_EARLY)
+        return sink, sink if isinstance(sink, TimedSink) else None, early
 
     def _sink(self, cell: int, rank: int) -> Sink:
         with self._lock:
