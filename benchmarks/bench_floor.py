@@ -287,7 +287,8 @@ def section(fig: dict[str, Any], before: dict[str, Any] | None, findings: str) -
     lines = [
         "## Closer to the floor (benchmarks/bench_floor.py)",
         "",
-        f"Now: {fig['label']}, {fig['when']}; {fig['machine']}. Medians of 3 runs (200 flushes for c).",
+        f"Now: {fig['label']}, {fig['when']}; {fig['machine']}. Medians of {fig.get('repeat', 3)} runs "
+        f"({fig.get('flushes', 200)} flushes for c).",
         "",
     ]
     if before:
@@ -346,6 +347,8 @@ def main() -> None:
         "machine": f"{os.cpu_count()} cpus, Python {sys.version.split()[0]}, load "
                    f"{os.getloadavg()[0]:.1f} at the start",
         "command": "benchmarks/bench_floor.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "repeat": args.repeat,
+        "flushes": args.flushes,
     }
     print(fig["label"], "|", fig["machine"])
     args.tmpdir = os.environ.get("TMPDIR")
