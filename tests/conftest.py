@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import multiprocessing.util
+import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +16,27 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from kernel_driver import KernelDriver
+
+_session_tmp: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Everything the suite's processes leave in the temporary directory (groups' log dirs,
+    multiprocessing's socket dirs, which a killed kernel cannot remove, Chromium's and Ray's
+    files) goes into one directory of the session's, removed at its end. Its path is short:
+    Chromium and Ray put sockets under it, and a socket path has at most 107 characters."""
+    global _session_tmp
+    # This process's own multiprocessing directory stays where it was: multiprocessing
+    # removes it at exit, after this session's directory is gone.
+    multiprocessing.util.get_temp_dir()
+    _session_tmp = tempfile.mkdtemp(prefix="ilf-")
+    os.environ["TMPDIR"] = _session_tmp  # inherited by every kernel, proc, agent and browser
+    tempfile.tempdir = None  # this process reads TMPDIR again
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _session_tmp is not None:
+        shutil.rmtree(_session_tmp, ignore_errors=True)
 
 
 def _loaded_kernel(launcher: str | None = None) -> Iterator[KernelDriver]:
