@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -186,3 +187,74 @@ def test_a_progress_bar_in_stdio_text_shows_its_latest_state_at_most_once_a_seco
     assert all(re.fullmatch(r"\[0\] \d+%", line) for line in lines), lines
     assert lines[-1] == "[0] 100%" and lines[0] != lines[-1], lines
     assert len(lines) <= took + 2, f"{len(lines)} states in {took:.1f} s: {lines}"
+
+
+STALLED_FLOOD = """\
+import json, os, threading, time
+from ipylogfwd import ProcGroup
+from ipylogfwd.sinks.text import TextSink
+
+N, LINES = 16, 250_000
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class Stalled(TextSink):
+    \"\"\"A frontend that stops taking output until released; counts each rank's lines.\"\"\"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.lines = [0] * N
+
+    def publish(self) -> None:
+        self.release.wait(120)
+        super().publish()
+
+    def _emit(self, name: str, text: str) -> None:
+        for r in range(N):
+            self.lines[r] += text.count(f"[{r}] ")
+
+
+g = ProcGroup(N)
+try:
+    g.run("1")
+    base = rss()
+    sink = Stalled()
+    ex = g.submit(
+        "import os\\nr = os.environ['RANK']\\n"
+        f"for i in range({LINES}):\\n    print(f'{{r}} {{i:09d}} ' + 'x' * 27)\\n",
+        sink=sink,
+    )
+    # Until the procs are blocked on their full pipes: the memory stops growing.
+    peak, still_since, start = rss(), time.monotonic(), time.monotonic()
+    while time.monotonic() - still_since < 1.5 and time.monotonic() - start < 60:
+        time.sleep(0.1)
+        now = rss()
+        if now > peak + (1 << 20):
+            still_since = time.monotonic()
+        peak = max(peak, now)
+    sink.release.set()
+    ex.wait(120)
+    g.flush(timeout=60)
+    print(json.dumps({"growth": peak - base, "lines": sink.lines}))
+finally:
+    g.shutdown()
+"""
+
+
+def test_a_stalled_frontend_holds_the_memory_of_many_procs_bounded_and_loses_nothing() -> None:
+    # 16 procs flood (10 MB each) into a cell whose frontend takes nothing: each queue fills
+    # to its share of the group's budget, then the procs wait on their pipes. Once it takes
+    # output again, every line arrives. In a fresh process, for a clean measure of memory.
+    out = subprocess.run(
+        [sys.executable, "-c", STALLED_FLOOD], capture_output=True, text=True, timeout=240
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["lines"] == [250_000] * 16, "lines lost or duplicated after the stall"
+    # 16 x 4 MiB queued, plus what was read and framed around it; 16 x 8 MiB before.
+    assert res["growth"] < 100 << 20, f"the group held {res['growth'] / (1 << 20):.0f} MiB while the frontend stalled"

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from ..errors import LogFileWarning, ProcDiedError, UsageError
 from ..pipeline.barrier import BarrierTracker, FlushReport
 from ..pipeline.dispatcher import Dispatcher
-from ..pipeline.queues import Mailboxes
+from ..pipeline.queues import Mailboxes, budget_for
 from ..pipeline.sink import Sink
 from ..sinks.acks import frontend_problems
 from ..sinks.factory import default_sink, text_sink
@@ -79,7 +79,7 @@ class Generation:
         self.config = config
         self.cluster = cluster
         self.closed = False
-        self._mailboxes = Mailboxes()
+        self._mailboxes = Mailboxes(budget_for(config.size))
         self._tracker = BarrierTracker()
         self._dispatcher = Dispatcher(self._mailboxes, self._tracker)
         # Output before a proc's first cell (start-up) goes to the cell that started the

@@ -30,10 +30,23 @@ class _Box:
     drained: int = 0  # the size of everything ever taken out
 
 
+DEFAULT_BUDGET = 8 << 20
+GROUP_BUDGET = 64 << 20
+MIN_BUDGET = 1 << 20
+
+
+def budget_for(procs: int) -> int:
+    """Each queue's budget in a group of ``procs`` procs on this machine: an even share of
+    ``GROUP_BUDGET``, between ``MIN_BUDGET`` and ``DEFAULT_BUDGET``, so that what a group can
+    hold in the kernel's memory does not grow with its size (64 procs at 8 MiB each could
+    hold 512 MiB while the frontend falls behind)."""
+    return max(MIN_BUDGET, min(DEFAULT_BUDGET, GROUP_BUDGET // max(1, procs)))
+
+
 class Mailboxes:
     """One FIFO per proc, with one condition so the dispatcher can wait on all of them."""
 
-    def __init__(self, budget: int = 8 << 20, notify: Callable[[], None] | None = None) -> None:
+    def __init__(self, budget: int = DEFAULT_BUDGET, notify: Callable[[], None] | None = None) -> None:
         """``notify()`` (optional) is called, under the queues' lock and so quickly, whenever
         items are put: a consumer that waits on something else (a socket) can wake up."""
         self.budget = budget
