@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from recording_sink import RecordingSink
@@ -258,3 +259,27 @@ def test_a_stalled_frontend_holds_the_memory_of_many_procs_bounded_and_loses_not
     assert res["lines"] == [250_000] * 16, "lines lost or duplicated after the stall"
     # 16 x 4 MiB queued, plus what was read and framed around it; 16 x 8 MiB before.
     assert res["growth"] < 100 << 20, f"the group held {res['growth'] / (1 << 20):.0f} MiB while the frontend stalled"
+
+
+SCRIPT_WITHOUT_GUARD = """\
+import os
+from ipylogfwd import ProcGroup
+
+print("top level ran in", os.getpid(), flush=True)
+with ProcGroup(2) as group:
+    print(group.run("import os; int(os.environ['RANK']) + 40"))
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "stdin"])
+def test_a_script_needs_no_main_guard_and_its_top_level_runs_once(how: str, tmp_path: Path) -> None:
+    # multiprocessing prepares a child by running the parent's main module again: a script's
+    # top level once per proc, and from stdin it cannot. The procs need none of it.
+    script = tmp_path / "job.py"
+    script.write_text(SCRIPT_WITHOUT_GUARD)
+    cmd = [sys.executable, str(script) if how == "script" else "-"]
+    stdin = SCRIPT_WITHOUT_GUARD if how == "stdin" else None
+    out = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "{0: 40, 1: 41}" in out.stdout
+    assert out.stdout.count("top level ran in") == 1, out.stdout

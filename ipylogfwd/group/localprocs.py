@@ -21,8 +21,11 @@ import itertools
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
+import types
+from collections.abc import Iterator
 from multiprocessing import connection as mp_connection
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,24 @@ def _context() -> Any:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     return ctx
+
+
+@contextlib.contextmanager
+def _nothing_to_rerun() -> Iterator[None]:
+    """While a proc starts, multiprocessing sees a main module with nothing to run again.
+
+    It prepares each child by running the parent's main module once more: a script's top
+    level as ``__mp_main__`` (a script without ``if __name__ == "__main__":`` would start
+    procs from its procs, and whatever else its top level does, once per proc), a script
+    read from stdin not at all (the child fails). A proc runs its cells in a ``__main__`` of
+    its own and needs none of it. The bare module stands in for the few milliseconds of a
+    start, on the thread that starts the procs."""
+    real = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = real
 
 
 class LocalProcs:
@@ -125,7 +146,8 @@ class LocalProcs:
             args=({**os.environ, **self._envs[rank]}, os.getcwd(), *fds, child_conn, token, *options),
         )
         try:
-            process.start()
+            with _nothing_to_rerun():
+                process.start()
         finally:
             os.close(out_w)
             os.close(err_w)
