@@ -84,22 +84,23 @@ class StdStreams:
         """Everything written so far to ``sys.stdout`` and ``sys.stderr`` (these, or streams a
         cell put in their place) has left Python's buffers when this returns."""
         self._flush_replaced(sys.stdout, sys.stderr)
-        with contextlib.suppress(ValueError, OSError):  # closed or broken: nothing to push
-            self.stdout.flush()
-        with contextlib.suppress(ValueError, OSError):
-            self.stderr.flush()
+        self._push()
 
     def tick(self) -> None:
         """Once a flush interval, from the control thread: push buffered output into the
         pipes, and choose stderr's buffering from how much reached it since the last tick."""
         self._flush_replaced(sys.stdout)
-        with contextlib.suppress(ValueError, OSError):  # closed or broken: nothing to keep live
-            self.stdout.flush()
-        with contextlib.suppress(ValueError, OSError):
-            self.stderr.flush()
-            writes, written = self._err_raw.writes, self._err_raw.written
+        self._push()
+        writes, written = self._err_raw.writes, self._err_raw.written
+        with contextlib.suppress(ValueError, OSError):  # a closed stderr keeps its mode
             self._pace_stderr(writes - self._seen[0], written - self._seen[1])
-            self._seen = (writes, written)
+        self._seen = (writes, written)
+
+    def _push(self) -> None:
+        """Our two streams' buffered output into their pipes."""
+        for stream in (self.stdout, self.stderr):
+            with contextlib.suppress(ValueError, OSError):  # closed or broken: nothing to push
+                stream.flush()
 
     def _flush_replaced(self, *streams: Any) -> None:
         for stream in streams:
