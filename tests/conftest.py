@@ -72,6 +72,26 @@ def alive(pid: int) -> bool:
         return False
 
 
+def wait_until(check: Callable[[], Any], timeout: float, what: str) -> None:
+    """Return once ``check()`` is true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout:g} s: {what}"
+        time.sleep(0.02)
+
+
+def proc_group(size: int, sink_factory: Callable[..., Any]) -> Iterator[Any]:
+    """A ``ProcGroup`` of ``size`` procs whose cells' default sinks come from ``sink_factory``
+    (ranks, pids, log paths), shut down afterwards: the body of a group fixture."""
+    from ipylogfwd import ProcGroup
+
+    g = ProcGroup(size, sink_factory=sink_factory)
+    try:
+        yield g
+    finally:
+        g.shutdown()
+
+
 def wait_gone(pids: list[int], timeout: float, what: str) -> float:
     """Seconds until none of ``pids`` runs; fails naming ``what`` and the survivors after ``timeout``."""
     start = time.monotonic()

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import proc_group
 
 from ipylogfwd import ProcDiedError, ProcGroup, ProcTimeoutError, TransferError, UsageError
 from ipylogfwd.group.data import join, split
@@ -23,11 +24,7 @@ class QuietSink(TextSink):
 
 @pytest.fixture(scope="module")
 def group() -> Iterator[ProcGroup]:
-    g = ProcGroup(3, sink_factory=lambda ranks, pids, logs: QuietSink())
-    try:
-        yield g
-    finally:
-        g.shutdown()
+    yield from proc_group(3, lambda ranks, pids, logs: QuietSink())
 
 
 def test_push_then_the_procs_use_the_values_and_pull_brings_them_back(group: ProcGroup) -> None:

@@ -13,7 +13,7 @@ import time
 
 import psutil
 import pytest
-from conftest import DAEMON
+from conftest import DAEMON, wait_until
 from kernel_driver import KernelDriver
 
 INIT = (
@@ -31,13 +31,6 @@ def _result(cell) -> dict:  # type: ignore[no-untyped-def]
 
 def _pids(k: KernelDriver) -> dict[int, int]:
     return _result(k.execute("{s.rank: s.pid for s in ipylogfwd.current_group().status().procs}"))
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} within {timeout} s"
-        time.sleep(0.05)
 
 
 def test_torch_distributed_needs_no_set_up(shared_kernel: KernelDriver) -> None:
@@ -136,8 +129,8 @@ def test_kill_replaces_a_stuck_rank_and_what_it_wrote_stays(shared_kernel: Kerne
     after = _pids(k)
     assert after[0] == before[0] and after[1] != before[1]
     gone = lambda pid: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"  # noqa: E731
-    _wait_for(lambda: gone(before[1]), 5, "the killed proc gone")
-    _wait_for(lambda: gone(daemon), 5, "the killed proc's daemon (it had left its session) gone")
+    wait_until(lambda: gone(before[1]), 5, "the killed proc gone")
+    wait_until(lambda: gone(daemon), 5, "the killed proc's daemon (it had left its session) gone")
     # The cell it was running fails for it; rank 0 had finished it.
     waited = k.execute("handle.wait(10)")
     assert waited.error is not None and waited.error["ename"] == "ProcDiedError", waited.error

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import proc_group
 from recording_sink import RecordingSink
 
 from ipylogfwd import ProcDiedError, ProcGroup, ProcsError, ProcTimeoutError, UsageError
@@ -20,11 +21,7 @@ from ipylogfwd import ProcDiedError, ProcGroup, ProcsError, ProcTimeoutError, Us
 
 @pytest.fixture
 def group() -> Iterator[ProcGroup]:
-    g = ProcGroup(2, sink_factory=lambda ranks, pids, logs: RecordingSink())
-    try:
-        yield g
-    finally:
-        g.shutdown()
+    yield from proc_group(2, lambda ranks, pids, logs: RecordingSink())
 
 
 def test_run_returns_results_and_output_reaches_the_cells_sink(group: ProcGroup) -> None:

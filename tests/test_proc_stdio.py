@@ -4,10 +4,10 @@ flood, an explicit flush always in the pipe (``proc/stdio.py``)."""
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
+from conftest import proc_group, wait_until
 from recording_sink import RecordingSink
 
 from ipylogfwd import ProcGroup, ProcsError
@@ -15,18 +15,7 @@ from ipylogfwd import ProcGroup, ProcsError
 
 @pytest.fixture
 def group() -> Iterator[ProcGroup]:
-    g = ProcGroup(1, sink_factory=lambda ranks, pids, logs: RecordingSink())
-    try:
-        yield g
-    finally:
-        g.shutdown()
-
-
-def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.02)
+    yield from proc_group(1, lambda ranks, pids, logs: RecordingSink())
 
 
 def _run_to_its_death(group: ProcGroup, code: str, sink: RecordingSink) -> None:
@@ -40,8 +29,8 @@ def test_a_prompt_without_a_newline_shows_while_the_cell_runs(group: ProcGroup) 
     code = "import sys, time\nsys.stdout.write('out prompt> ')\nsys.stderr.write('err prompt> ')\ntime.sleep(4)\n"
     execution = group.submit(code, sink=sink)
     try:
-        _until(lambda: "out prompt> " in sink.text("stdout"), 2.0, "stdout's prompt shown")
-        _until(lambda: "err prompt> " in sink.text("stderr"), 2.0, "stderr's prompt shown")
+        wait_until(lambda: "out prompt> " in sink.text("stdout"), 2.0, "stdout's prompt shown")
+        wait_until(lambda: "err prompt> " in sink.text("stderr"), 2.0, "stderr's prompt shown")
         assert not execution.done
     finally:
         group.interrupt()
@@ -77,7 +66,7 @@ def test_stderr_written_just_before_a_crash_after_a_flood_is_shown(group: ProcGr
         "os._exit(3)\n"
     )
     _run_to_its_death(group, code, sink)
-    _until(lambda: "last words" in sink.text("stderr"), 10.0, "the line written before os._exit shown")
+    wait_until(lambda: "last words" in sink.text("stderr"), 10.0, "the line written before os._exit shown")
     assert re.fullmatch(r"(\[0\] flood\n)+\[0\] last words\n", sink.text("stderr"))
 
 
@@ -90,5 +79,5 @@ def test_an_explicit_flush_puts_a_partial_line_in_the_pipe_before_a_crash(group:
         "os._exit(3)\n"
     )
     _run_to_its_death(group, code, sink)
-    _until(lambda: "working..." in sink.text("stderr"), 10.0, "stderr's flushed partial line shown")
-    _until(lambda: "half a line" in sink.text("stdout"), 10.0, "stdout's flushed partial line shown")
+    wait_until(lambda: "working..." in sink.text("stderr"), 10.0, "stderr's flushed partial line shown")
+    wait_until(lambda: "half a line" in sink.text("stdout"), 10.0, "stdout's flushed partial line shown")
