@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from ipylogfwd.sinks.elision import TextBudget
 from ipylogfwd.sinks.text import TextSink
 
 
 class RecordingSink(TextSink):
-    """Keeps every text a cell published, per stream name ("stdout", "stderr")."""
+    """Keeps every text a cell published, per stream name ("stdout", "stderr"); with a
+    ``budget``, text past it is left out (and noted) as in a kernel."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, budget: TextBudget | None = None) -> None:
+        super().__init__(budget)
         self.published: dict[str, list[str]] = {"stdout": [], "stderr": []}
 
     def _emit(self, name: str, text: str) -> None:

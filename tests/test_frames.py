@@ -14,7 +14,7 @@ from ipylogfwd.wire.frames import FrameError
 
 streams = st.sampled_from([1, 2])
 items = st.one_of(
-    st.builds(lambda s, t: Log(s, t, t.count("\n")), streams, st.text()),
+    st.builds(lambda s, t: Log(s, t), streams, st.text()),
     st.builds(
         lambda s, k, v, w: Barrier(s, (k, v), w),
         streams,
@@ -82,7 +82,7 @@ def test_headers_are_checked() -> None:
 @given(st.lists(st.integers(1, 1000), max_size=40), st.integers(1, 3000))
 def test_mailbox_take_respects_the_budget_and_counts_what_it_took(sizes: list[int], budget: int) -> None:
     boxes = Mailboxes()
-    boxes.put(0, [Log(1, "x" * n, 0) for n in sizes])
+    boxes.put(0, [Log(1, "x" * n) for n in sizes])
     taken = boxes.take(0, budget)
     total = sum(len(i.text) for i in taken if isinstance(i, Log))
     assert total <= budget or len(taken) == 1, "over budget by more than the first item"

@@ -107,7 +107,6 @@ def check_logs(items: list[Item], stream: int) -> None:
         assert it.stream == stream
         if isinstance(it, Log):
             assert it.text != ""
-            assert it.newlines == it.text.count("\n")
 
 
 # ----------------------------------------------------------------------------- split_mark
@@ -306,9 +305,9 @@ def run(
 def test_stream_framer_plain_lines() -> None:
     items, logged = run([b"a\nb", b"c\n", b"tail"], stream=STDERR)
     assert items == [
-        Log(STDERR, "a\n", 1),
-        Log(STDERR, "bc\n", 1),
-        Log(STDERR, "tail", 0),
+        Log(STDERR, "a\n"),
+        Log(STDERR, "bc\n"),
+        Log(STDERR, "tail"),
         Eof(STDERR),
     ]
     assert logged == b"a\nbc\ntail"
@@ -325,7 +324,7 @@ def test_stream_framer_empty_stream() -> None:
 def test_stream_framer_without_log_callback() -> None:
     f = StreamFramer(STDOUT, TOKEN)
     m = markers.encode(TOKEN, "B", 1)
-    assert f.feed(b"x\ny" + m) == [Log(STDOUT, "x\n", 1), Log(STDOUT, "y", 0), Barrier(STDOUT, ("flush", 1))]
+    assert f.feed(b"x\ny" + m) == [Log(STDOUT, "x\n"), Log(STDOUT, "y"), Barrier(STDOUT, ("flush", 1))]
     assert f.finish() == [Eof(STDOUT)]
 
 
@@ -357,7 +356,6 @@ def test_stream_framer_plain_property(data: st.DataObject) -> None:
     assert b"".join(logged) == stream
     for it in logs[:-1]:
         assert it.text.endswith("\n")
-    assert sum(i.newlines for i in logs) == stream.count(b"\n")
     # Complete lines are not held back: everything up to the last newline came out of feed.
     if b"\n" in stream:
         fed_text = text_of([i for i in logs if i.text.endswith("\n")])
@@ -419,7 +417,7 @@ def test_stream_framer_overlong_exact() -> None:
 def test_marker_kinds_to_items(sid: int, kind: str, value: int, item) -> None:
     m = markers.encode(TOKEN, kind, value)  # type: ignore[arg-type]
     items, logged = run([b"line\n" + m + b"next\n"], stream=sid)
-    assert items == [Log(sid, "line\n", 1), item(sid), Log(sid, "next\n", 1), Eof(sid)]
+    assert items == [Log(sid, "line\n"), item(sid), Log(sid, "next\n"), Eof(sid)]
     assert logged == b"line\nnext\n"
     for it in items:
         if isinstance(it, Barrier):
@@ -430,10 +428,10 @@ def test_marker_mid_line_releases_partial_line_first() -> None:
     m = markers.encode(TOKEN, "B", 1)
     items, logged = run([b"x\nabc" + m + b"def\n"])
     assert items == [
-        Log(STDOUT, "x\n", 1),
-        Log(STDOUT, "abc", 0),
+        Log(STDOUT, "x\n"),
+        Log(STDOUT, "abc"),
         Barrier(STDOUT, ("flush", 1)),
-        Log(STDOUT, "def\n", 1),
+        Log(STDOUT, "def\n"),
         Eof(STDOUT),
     ]
     assert logged == b"x\nabcdef\n"
@@ -442,7 +440,7 @@ def test_marker_mid_line_releases_partial_line_first() -> None:
 def test_marker_right_after_newline_releases_nothing_extra() -> None:
     m = markers.encode(TOKEN, "E", 2)
     items, _ = run([b"abc\n" + m])
-    assert items == [Log(STDOUT, "abc\n", 1), Barrier(STDOUT, ("cell", 2)), Eof(STDOUT)]
+    assert items == [Log(STDOUT, "abc\n"), Barrier(STDOUT, ("cell", 2)), Eof(STDOUT)]
 
 
 def test_adjacent_markers_and_leading_marker() -> None:
@@ -451,7 +449,7 @@ def test_adjacent_markers_and_leading_marker() -> None:
     assert items == [
         Barrier(STDOUT, ("cell", 1)),
         CellStart(STDOUT, 2),
-        Log(STDOUT, "out\n", 1),
+        Log(STDOUT, "out\n"),
         Barrier(STDOUT, ("cell", 1)),
         Barrier(STDOUT, ("cell", 1)),
         Eof(STDOUT),
@@ -464,9 +462,9 @@ def test_marker_split_across_two_reads(k: int) -> None:
     m = markers.encode(TOKEN, "B", 0x99)
     f = StreamFramer(STDOUT, TOKEN)
     first = f.feed(b"done\npart" + m[:k])
-    assert first == [Log(STDOUT, "done\n", 1)]
+    assert first == [Log(STDOUT, "done\n")]
     second = f.feed(m[k:] + b"ial\n")
-    assert second == [Log(STDOUT, "part", 0), Barrier(STDOUT, ("flush", 0x99)), Log(STDOUT, "ial\n", 1)]
+    assert second == [Log(STDOUT, "part"), Barrier(STDOUT, ("flush", 0x99)), Log(STDOUT, "ial\n")]
     assert f.finish() == [Eof(STDOUT)]
 
 
@@ -475,10 +473,10 @@ def test_marker_byte_by_byte() -> None:
     data = b"a\nb" + m + b"c\n"
     items, logged = run([data[i : i + 1] for i in range(len(data))])
     assert items == [
-        Log(STDOUT, "a\n", 1),
-        Log(STDOUT, "b", 0),
+        Log(STDOUT, "a\n"),
+        Log(STDOUT, "b"),
         CellStart(STDOUT, 5),
-        Log(STDOUT, "c\n", 1),
+        Log(STDOUT, "c\n"),
         Eof(STDOUT),
     ]
     assert logged == b"a\nbc\n"
@@ -489,10 +487,10 @@ def test_marker_releases_the_unsplit_rest_of_an_overlong_line() -> None:
     m = markers.encode(TOKEN, "B", 1)
     items, logged = run([b"abcdefg" + m + b"hi\n"], max_line=4)
     assert items == [
-        Log(STDOUT, "abcd" + mark, 1),
-        Log(STDOUT, "efg", 0),
+        Log(STDOUT, "abcd" + mark),
+        Log(STDOUT, "efg"),
         Barrier(STDOUT, ("flush", 1)),
-        Log(STDOUT, "hi\n", 1),
+        Log(STDOUT, "hi\n"),
         Eof(STDOUT),
     ]
     assert logged == b"abcdefghi\n"
@@ -506,9 +504,9 @@ def test_multibyte_char_split_across_reads_around_a_marker() -> None:
     for cut in range(1, len(data)):
         items, logged = run([data[:cut], data[cut:]])
         assert items == [
-            Log(STDOUT, "x€", 0),
+            Log(STDOUT, "x€"),
             Barrier(STDOUT, ("flush", 1)),
-            Log(STDOUT, "€\n", 1),
+            Log(STDOUT, "€\n"),
             Eof(STDOUT),
         ], cut
         assert logged == b"x" + e + e + b"\n"
@@ -522,10 +520,10 @@ def test_incomplete_char_before_a_marker_stays_before_it() -> None:
     items, logged = run([b"out\xe2\x82" + e + c + b"x\n"])
     assert logged == b"out\xe2\x82x\n"
     assert items == [
-        Log(STDOUT, utf8(b"out\xe2\x82"), 0),  # "out\ufffd"
+        Log(STDOUT, utf8(b"out\xe2\x82")),  # "out\ufffd"
         Barrier(STDOUT, ("cell", 1)),
         CellStart(STDOUT, 2),
-        Log(STDOUT, "x\n", 1),
+        Log(STDOUT, "x\n"),
         Eof(STDOUT),
     ]
 
@@ -562,7 +560,7 @@ def test_fake_marker_is_text(fake: bytes) -> None:
 def test_genuine_marker_of_another_proc_is_text() -> None:
     m = markers.encode(OTHER, "E", 1)
     items, logged = run([b"a" + m + b"b\n"], token=TOKEN)
-    assert items == [Log(STDOUT, "a" + m.decode("ascii") + "b\n", 1), Eof(STDOUT)]
+    assert items == [Log(STDOUT, "a" + m.decode("ascii") + "b\n"), Eof(STDOUT)]
     assert logged == b"a" + m + b"b\n"
 
 
@@ -585,15 +583,15 @@ def test_release_partial_once_and_keeps_carriage_returns() -> None:
     assert f.release_partial() == []
     assert f.feed(b"10%\r") == []
     assert f.has_partial
-    assert f.release_partial() == [Log(STDOUT, "10%\r", 0)]
+    assert f.release_partial() == [Log(STDOUT, "10%\r")]
     assert not f.has_partial
     assert f.release_partial() == []
     assert f.feed(b"20%\r") == []
-    assert f.release_partial() == [Log(STDOUT, "20%\r", 0)]
-    assert f.feed(b"done\n") == [Log(STDOUT, "done\n", 1)]
+    assert f.release_partial() == [Log(STDOUT, "20%\r")]
+    assert f.feed(b"done\n") == [Log(STDOUT, "done\n")]
     assert f.release_partial() == []
     assert f.feed(b"x") == []
-    assert f.release_partial() == [Log(STDOUT, "x", 0)]
+    assert f.release_partial() == [Log(STDOUT, "x")]
     assert f.finish() == [Eof(STDOUT)]
     assert b"".join(logged) == b"10%\r20%\rdone\nx"
 

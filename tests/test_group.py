@@ -17,6 +17,7 @@ from conftest import proc_group
 from recording_sink import RecordingSink
 
 from ipylogfwd import ProcDiedError, ProcGroup, ProcsError, ProcTimeoutError, UsageError
+from ipylogfwd.sinks.elision import TextBudget
 
 
 @pytest.fixture
@@ -56,6 +57,37 @@ def test_bad_arguments() -> None:
             ProcGroup(n)  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="force"):
         ProcGroup(10_000)
+
+
+LINES_BODY = """\
+import os, sys
+r = int(os.environ['RANK'])
+for i in range(2000 + r):
+    print(f'line {i} of rank {r}')
+print('a partial line', end='', flush=True)
+print(' ends here\\n' * 3, end='')
+print('\\r10%\\r50%\\r100%')  # a progress bar
+for i in range(7):
+    print('err', i, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("budget", [None, TextBudget(rate=2_000, burst=2_000)], ids=["shown", "left-out"])
+def test_the_status_counts_every_line_each_proc_printed(budget: TextBudget | None) -> None:
+    # The text sink finds the lines as it prefixes them or leaves them out: no other stage
+    # counts them, and the status shows each proc's.
+    sink = RecordingSink(budget)
+    with ProcGroup(2, sink_factory=lambda ranks, pids, logs: RecordingSink()) as g:
+        g.submit(LINES_BODY, sink=sink).wait(60)
+        g.flush(timeout=20)
+        counts = {p.rank: (p.stdout_lines, p.stderr_lines) for p in g.status().procs}
+    assert counts == {0: (2000 + 3 + 1, 7), 1: (2001 + 3 + 1, 7)}
+    shown = sink.text()
+    if budget is None:
+        assert sink.lines(1)[:2] == ["line 0 of rank 1", "line 1 of rank 1"]
+        assert "[0] a partial line ends here\n" in shown
+    else:
+        assert "lines not shown" in shown, shown[-2000:]
 
 
 def test_flush_gives_the_weaker_barrier_to_a_proc_holding_the_gil(group: ProcGroup) -> None:

@@ -73,7 +73,7 @@ def test_an_agent_with_the_join_key_is_welcomed_and_its_data_lands_in_order(rout
         agent.hello("h1", mac=join_mac(router.admission.join_key, agent.key, "h1"))
         assert (agent.reply() or {}).get("t") == "welcome"
         for seq, text in ((1, "a\n"), (3, "c\n"), (2, "b\n"), (3, "c\n")):  # a gap, then the fill
-            agent.send({"t": "data", "e": 1, "r": 0, "s": seq}, frames.encode_items([Log(1, text, 1)]))
+            agent.send({"t": "data", "e": 1, "r": 0, "s": seq}, frames.encode_items([Log(1, text)]))
         deadline = time.monotonic() + 5
         got: list[str] = []
         while len(got) < 3 and time.monotonic() < deadline:
@@ -103,7 +103,7 @@ def test_a_foreign_peer_gets_nothing_in(router: Router, attack: str) -> None:
         elif attack == "replayed hello":
             peer.hello("h1", key=legit.key, mac=mac)  # a real agent's hello, over another key
         elif attack == "data before hello":
-            peer.send({"t": "data", "e": 1, "r": 0, "s": 1}, frames.encode_items([Log(1, "injected\n", 1)]))
+            peer.send({"t": "data", "e": 1, "r": 0, "s": 1}, frames.encode_items([Log(1, "injected\n")]))
         else:
             peer.sock.send_multipart([b"\xff" * 40, b"\x00"])
             peer.sock.send_multipart([b"not json at all"])

@@ -20,7 +20,7 @@ CLOCK = r"\d\d:\d\d:\d\d\.\d{3}"
 def test_text_sink_prefixes_each_line_with_its_time_absolute_or_relative() -> None:
     out = io.StringIO()
     relative = StdioTextSink(out=out, err=io.StringIO(), timestamps="relative")
-    start = relative._started
+    start = relative._lines.started
     relative.write_at(3, STDOUT, "first\nsecond\n", start + 1.25)
     relative.write_at(3, STDOUT, "third\n", start + 2.5)
     relative.publish()
@@ -47,7 +47,7 @@ class Recorder(TextSink):
         super().__init__()
         self.got: list[tuple[int, int, str, float]] = []
 
-    def write_at(self, rank: int, stream: int, text: str, at: float, newlines: int | None = None) -> None:
+    def write_at(self, rank: int, stream: int, text: str, at: float) -> None:
         self.got.append((rank, stream, text, at))
 
     def _emit(self, name: str, text: str) -> None:

@@ -78,10 +78,14 @@ def test_each_proc_gets_a_widget_with_every_line_in_order(frontend: FakeFrontend
         assert m.stream_lines(2) == [f"err {r} {i}" for i in range(900)]
         assert m.dropped == 0
         assert re.search(rf"rank +{r}  rendered ", report), report
-    # The header's counts follow.
+    # The header's counts follow, and the group's status counts the same lines.
     frontend.wait_until(
         lambda: all(m.state.get("stdout_lines") == 900 for m in models.values()), 10, "line counts in the headers"
     )
+    counts = frontend.execute(
+        "import ipylogfwd\n[(s.stdout_lines, s.stderr_lines) for s in ipylogfwd.current_group().status().procs]"
+    ).result_text()
+    assert counts == "[(900, 900), (900, 900), (900, 900)]"
 
 
 def test_logflush_waits_for_the_views_while_procs_print(frontend: FakeFrontend, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from collections import OrderedDict
 from .barrier import BarrierTracker
 from .items import STDERR, STDOUT, Barrier, CellStart, Display, Eof, Log
 from .queues import Mailboxes
-from .sink import DisplayingSink, ReplayingSink, Sink, TimedSink, ViewedSink
+from .sink import CountingSink, DisplayingSink, ReplayingSink, Sink, TimedSink, ViewedSink
 
 KEEP_CELLS = 20
 PUBLISH_EARLY = 1 << 20
@@ -71,6 +71,8 @@ class Dispatcher:
         """Output marked as belonging to ``cell`` goes to ``sink`` from now on."""
         if isinstance(sink, ReplayingSink):
             sink.attach(lambda: self.request_publish(sink))
+        if isinstance(sink, CountingSink):
+            sink.count_lines(self._add_lines)
         with self._lock:
             self._sinks[cell] = sink
         self._mailboxes.wake()  # the dispatch thread evicts older cells
@@ -81,6 +83,11 @@ class Dispatcher:
         with self._lock:
             self._routes[rank] = {STDOUT: cell, STDERR: cell}
             self._line_counts[rank] = [0, 0, 0]
+
+    def _add_lines(self, rank: int, stream: int, lines: int) -> None:
+        """A counting sink's report (dispatch thread)."""
+        with self._lock:
+            self._line_counts.setdefault(rank, [0, 0, 0])[stream] += lines
 
     def line_counts(self, rank: int) -> tuple[int, int]:
         """Lines of ``rank``'s (stdout, stderr) dispatched so far."""
@@ -137,25 +144,27 @@ class Dispatcher:
         for rank, items in self._mailboxes.drain():
             with self._lock:
                 route = self._routes.setdefault(rank, {STDOUT: 0, STDERR: 0})
-            added = [0, 0, 0]
-            # cell -> (its sink, the same if it takes timestamps, its publish_early), looked up
-            # once per drain
-            sinks: dict[int, tuple[Sink, TimedSink | None, int]] = {}
+            added = [0, 0, 0]  # lines written to sinks that do not count them
+            # cell -> (its sink, the same if it takes timestamps, its publish_early, whether
+            # it counts lines), looked up once per drain
+            sinks: dict[int, tuple[Sink, TimedSink | None, int, bool]] = {}
             for item in items:
                 if isinstance(item, Log):
                     cell = route[item.stream]
-                    sink, with_time, early = sinks.get(cell) or sinks.setdefault(cell, self._entry(cell, rank))
+                    entry = sinks.get(cell) or sinks.setdefault(cell, self._entry(cell, rank))
+                    sink, with_time, early, counting = entry
                     if with_time is not None:
-                        with_time.write_at(rank, item.stream, item.text, item.at, item.newlines)
+                        with_time.write_at(rank, item.stream, item.text, item.at)
                     else:
                         sink.write(rank, item.stream, item.text)
                     touched[id(sink)] = sink
-                    added[item.stream] += item.newlines
+                    if not counting:
+                        added[item.stream] += item.text.count("\n")
                     if sink.pending > early:
                         sink.publish()
                 elif isinstance(item, Display):
                     cell = route[item.stream]
-                    sink, _, _ = sinks.get(cell) or sinks.setdefault(cell, self._entry(cell, rank))
+                    sink, _, _, _ = sinks.get(cell) or sinks.setdefault(cell, self._entry(cell, rank))
                     if isinstance(sink, DisplayingSink):
                         sink.display(rank, item)
                     elif not item.update:
@@ -197,12 +206,13 @@ class Dispatcher:
             else:
                 self._deferred.pop(key, None)
 
-    def _entry(self, cell: int, rank: int) -> tuple[Sink, TimedSink | None, int]:
-        """``cell``'s sink, the same again if it takes timestamps (else None), and how many
-        characters it may hold before it is published mid-drain."""
+    def _entry(self, cell: int, rank: int) -> tuple[Sink, TimedSink | None, int, bool]:
+        """``cell``'s sink, the same again if it takes timestamps (else None), how many
+        characters it may hold before it is published mid-drain, and whether it counts the
+        lines written to it (``register_cell`` gave every counting sink its report)."""
         sink = self._sink(cell, rank)
         early = getattr(sink, "publish_early", PUBLISH_EARLY)
-        return sink, sink if isinstance(sink, TimedSink) else None, early
+        return sink, sink if isinstance(sink, TimedSink) else None, early, isinstance(sink, CountingSink)
 
     def _sink(self, cell: int, rank: int) -> Sink:
         with self._lock:

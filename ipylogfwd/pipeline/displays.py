@@ -86,7 +86,7 @@ class DisplayFrames:
             got.stream = stream
             return got
         why = got or self.bad or "its data never arrived"
-        return Log(stream, f"[display output not shown: {why}]\n", 1)
+        return Log(stream, f"[display output not shown: {why}]\n")
 
     def close(self) -> None:
         """Close the fd (the reader unregisters it first) and drop what is held."""

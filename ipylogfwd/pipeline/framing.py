@@ -222,7 +222,7 @@ class StreamFramer:
         self._data(self._scanner.finish(), items)
         text = self._lines.finish()
         if text:
-            items.append(Log(self.stream, text, text.count("\n")))
+            items.append(Log(self.stream, text))
         items.append(Eof(self.stream))
         return items
 
@@ -233,12 +233,12 @@ class StreamFramer:
             self._log(seg)
         text = self._lines.feed(seg)
         if text:
-            items.append(Log(self.stream, text, text.count("\n")))
+            items.append(Log(self.stream, text))
 
     def _release_partial(self, items: list[Item], final: bool = False) -> None:
         text = self._lines.take_partial(final)
         if text:
-            items.append(Log(self.stream, text, text.count("\n")))
+            items.append(Log(self.stream, text))
 
     def _marker_item(self, m: Marker) -> Item | None:
         if m.kind == "C":

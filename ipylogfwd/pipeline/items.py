@@ -28,7 +28,6 @@ class Log:
 
     stream: int
     text: str
-    newlines: int
     at: float = field(default_factory=time.time, compare=False)
 
 

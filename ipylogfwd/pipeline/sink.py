@@ -13,7 +13,9 @@ attributes:
 * ``DisplayingSink``: it shows procs' mime bundles (``display()``, rich results) in order
   with their text; a sink without it gets each bundle's ``text/plain`` as a line;
 * ``TimedSink``: it takes each text with the time the kernel read it (``Log.at``), to show
-  timestamps; a sink without it gets the text alone (``write``).
+  timestamps; a sink without it gets the text alone (``write``);
+* ``CountingSink``: it counts the lines written to it and reports them, so the dispatcher
+  does not count them again (the status shows each proc's lines).
 
 Implementations: ``sinks.text`` (rank-prefixed text) and ``sinks.widget_sink`` (widgets).
 """
@@ -117,9 +119,27 @@ class DisplayingSink(Protocol):
 class TimedSink(Protocol):
     """A sink that shows when the kernel read each line."""
 
-    def write_at(self, rank: int, stream: int, text: str, at: float, newlines: int | None = None) -> None:
-        """``write``, with ``at``: when the kernel read ``text`` (``time.time()``), and
-        ``newlines``: how many ``\\n`` it holds, as the reader counted them (None: count)."""
+    def write_at(self, rank: int, stream: int, text: str, at: float) -> None:
+        """``write``, with ``at``: when the kernel read ``text`` (``time.time()``)."""
+        ...
+
+
+LineReport = Callable[[int, int, int], None]
+"""``report(rank, stream, lines)``: ``lines`` more newlines of ``rank``'s ``stream`` written."""
+
+
+def ignore_lines(rank: int, stream: int, lines: int) -> None:
+    """The ``LineReport`` a counting sink has until a dispatcher gives it one."""
+
+
+@runtime_checkable
+class CountingSink(Protocol):
+    """A sink that finds the lines written to it anyway (to prefix or trim them) and reports
+    how many there were, so that no other stage has to count them."""
+
+    def count_lines(self, report: LineReport) -> None:
+        """From now on, call ``report`` (on the dispatcher thread) for every text written, at
+        the latest when it is published or left out."""
         ...
 
 

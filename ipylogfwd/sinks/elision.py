@@ -123,12 +123,13 @@ class Elided:
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.partial = ""
 
-    def add(self, text: str) -> None:
-        """Leave ``text`` out (it continues the line in progress, if any)."""
+    def add(self, text: str) -> int:
+        """Leave ``text`` out (it continues the line in progress, if any); how many newlines
+        it held."""
         count = text.count("\n")
         if count == 0:
             self.partial = self._bounded(self.partial + text)
-            return
+            return 0
         head, *rest = text.rsplit("\n", TAIL_LINES)
         partial = rest.pop()
         first = self.partial + head if count <= TAIL_LINES else head.rpartition("\n")[2]
@@ -136,6 +137,7 @@ class Elided:
         self.tail.extend(_clip(line) for line in rest)
         self.lines += count
         self.partial = self._bounded(partial)
+        return count
 
     @staticmethod
     def _bounded(partial: str) -> str:

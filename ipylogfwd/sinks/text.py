@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ..pipeline.items import STDERR, STDOUT, STREAM_NAMES, Display
+from ..pipeline.sink import LineReport, ignore_lines
 from .elision import TEXT_BUDGET, Elided, TextBudget
 from .kernel import iopub_sync
+from .prefixes import Lines
 from .progress import Bar, Bars
 
 NOTE_INTERVAL = 1.0
@@ -39,15 +40,11 @@ REDRAW_INTERVAL = 0.2  # a bar redrawn in place: at most this often (its last st
 
 Entry = str | Display
 Part = str | tuple[int, Display]  # text to emit, or (rank, bundle) to display
-TIMESTAMPS = ("absolute", "relative")
 
 
-def stamp(at: float, mode: str, started: float) -> str:
-    """``at`` as a line's prefix shows it: "14:02:07.123" (absolute) or "+1.250s" (relative)."""
-    if mode == "relative":
-        return f"+{at - started:.3f}s"
-    ms = round(at * 1000)  # at is to the millisecond: not .12699999
-    return time.strftime("%H:%M:%S", time.localtime(ms // 1000)) + f".{ms % 1000:03d}"
+def _chars(out: dict[int, list[Part]]) -> int:
+    """Characters of text in ``out`` (bundles are not held to the text limit)."""
+    return sum(len(part) for parts in out.values() for part in parts if isinstance(part, str))
 
 
 class TextSink:
@@ -63,11 +60,11 @@ class TextSink:
         log_paths: dict[int, list[str]] | None = None,
         timestamps: str | None = None,
     ) -> None:
-        # per stream: (rank, text or bundle, when read, the text's newline count)
-        self._batch: dict[int, list[tuple[int, Entry, float, int]]] = {STDOUT: [], STDERR: []}
-        self._stamps = timestamps if timestamps in TIMESTAMPS else None
-        self._started = time.time()
-        self._open: dict[int, int | None] = {STDOUT: None, STDERR: None}
+        # per stream: (rank, text or bundle, when read, whether the text's lines are reported
+        # when it is published or left out)
+        self._batch: dict[int, list[tuple[int, Entry, float, bool]]] = {STDOUT: [], STDERR: []}
+        self._report_lines: LineReport = ignore_lines
+        self._lines = Lines(timestamps)
         self._pending = 0
         self._budget = budget
         self._log_paths = log_paths or {}
@@ -88,8 +85,11 @@ class TextSink:
 
     @property
     def pending(self) -> int:
-        """Characters written but not yet published."""
+        """Characters written but not yet published (without the prefixes they will get)."""
         return self._pending
+
+    def count_lines(self, report: LineReport) -> None:
+        self._report_lines = report
 
     def accepts(self, rank: int) -> bool:
         return True
@@ -104,18 +104,20 @@ class TextSink:
     def write(self, rank: int, stream: int, text: str) -> None:
         self.write_at(rank, stream, text, time.time())
 
-    def write_at(self, rank: int, stream: int, text: str, at: float, newlines: int | None = None) -> None:
+    def write_at(self, rank: int, stream: int, text: str, at: float) -> None:
         key = (rank, stream)
         if "\r" not in text and not self._bars.live(key):
-            self._add(rank, stream, text, at, newlines)
+            self._add(rank, stream, text, at, report=True)
             return
+        # A bar's states are shown apart from its text: the lines are those of the text written.
+        self._report_lines(rank, stream, text.count("\n"))
         for kind, piece in self._bars.split(key, text):
             if kind == "text":
                 self._add(rank, stream, piece, at)
                 continue
             bar = self._bar.get(key)
             if bar is None:
-                if self._open[stream] == rank:
+                if self._lines.open[stream] == rank:
                     self._add(rank, stream, "\n", at)  # the bar starts on a line of its own
                 self.publish()  # what came before the bar shows before it
                 self._bar_count += 1
@@ -128,31 +130,33 @@ class TextSink:
             if bar.shown is None or bar.ended:
                 self._show_due(force=True, only=bar)  # a bar's first and last states, at once
 
-    def _add(self, rank: int, stream: int, text: str, at: float, newlines: int | None = None) -> None:
-        if newlines is None:
-            newlines = text.count("\n")
-        self._batch[stream].append((rank, text, at, newlines))
-        self._pending += len(text) + 8 * (newlines + 1)  # with "[rank] " prefixes
+    def _add(self, rank: int, stream: int, text: str, at: float, report: bool = False) -> None:
+        self._batch[stream].append((rank, text, at, report))
+        self._pending += len(text)
 
     def display(self, rank: int, bundle: Display) -> None:
-        self._batch[bundle.stream].append((rank, bundle, bundle.at, 0))
+        self._batch[bundle.stream].append((rank, bundle, bundle.at, False))
 
     def publish(self) -> None:
         if self._eliding and self._budget is not None and self._budget.recovered():
             self._resume()
-        out: dict[int, list[Part]]
-        if not self._eliding and (self._budget is None or self._budget.take(self._pending)):
-            out = {
-                stream: [part for rank, e, at, n in batch for part in self._format_entry(rank, stream, e, at, n)]
-                for stream, batch in self._batch.items()
-            }
-        else:
+        out: dict[int, list[Part]] | None = None
+        if not self._eliding:
+            opened = dict(self._lines.open)
+            out, lines = self._format_batch()
+            if self._budget is not None and not self._budget.take(_chars(out)):
+                self._lines.open = opened  # none of it is shown: the lines stay as they were
+                out = None
+            else:
+                for (rank, stream), n in lines.items():
+                    self._report_lines(rank, stream, n)
+        if out is None:
             bundles = self._leave_out()
             out = {STDOUT: [], STDERR: []}
             for stream, notes in self._notes_if_due().items():
                 out[stream].extend(notes)
             for stream, rank, bundle in bundles:
-                out[stream].extend(self._format_entry(rank, stream, bundle, None))
+                out[stream].extend(self._format_bundle(rank, stream, bundle, None))
         self._clear()
         self._emit_all(out)
         self._show_due()
@@ -170,7 +174,7 @@ class TextSink:
         parts = self._note(rank, stream, record)
         partial = record.take_partial()
         if partial:
-            parts.append(self._format(rank, stream, partial))
+            parts.append(self._lines.format(rank, stream, partial))
         self._budget_spend(parts)
         self._emit_all({stream: parts})
         return True
@@ -210,52 +214,30 @@ class TextSink:
 
     def _show_bar(self, bar: Bar, new: bool) -> None:
         """Show ``bar``'s state, labelled with its rank: here, as a line of its stream."""
-        self._emit(STREAM_NAMES[bar.stream], self._format(bar.rank, bar.stream, bar.state + "\n"))
+        self._emit(STREAM_NAMES[bar.stream], self._lines.format(bar.rank, bar.stream, bar.state + "\n"))
 
     # --- formatting --------------------------------------------------------------------------
-    def _format_entry(
-        self, rank: int, stream: int, entry: Entry, at: float | None, newlines: int | None = None
-    ) -> Sequence[Part]:
-        if isinstance(entry, str):
-            return self._format_parts(rank, stream, entry, at, newlines)
-        if entry.update:
-            return [(rank, entry)]  # it replaces a bundle shown earlier, in place
-        parts: list[Part] = []
-        if self._open[stream] is not None:
-            parts.append("\n")
-            self._open[stream] = None
-        parts.append(f"{self._prefix(rank, at)}{'Out' if entry.kind == 'result' else 'display'}:\n")
-        parts.append((rank, entry))
-        return parts
+    def _format_batch(self) -> tuple[dict[int, list[Part]], dict[tuple[int, int], int]]:
+        """The batch as parts to emit per stream, and the lines of its texts to report."""
+        out: dict[int, list[Part]] = {}
+        lines: dict[tuple[int, int], int] = {}
+        for stream, batch in self._batch.items():
+            parts = out[stream] = []
+            for rank, entry, at, report in batch:
+                if not isinstance(entry, str):
+                    parts.extend(self._format_bundle(rank, stream, entry, at))
+                    continue
+                head, body, n = self._lines.text(rank, stream, entry, at)
+                parts += (head, body)  # joined once, with the rest of the publish
+                if report:
+                    lines[rank, stream] = lines.get((rank, stream), 0) + n
+        return out, lines
 
-    def _prefix(self, rank: int, at: float | None) -> str:
-        if self._stamps is None or at is None:
-            return f"[{rank}] "
-        return f"[{rank} {stamp(at, self._stamps, self._started)}] "
-
-    def _format(self, rank: int, stream: int, text: str, at: float | None = None) -> str:
-        """``text`` with each line prefixed by the rank (and ``at``, with timestamps on);
-        ranks never share a line."""
-        return "".join(self._format_parts(rank, stream, text, at))
-
-    def _format_parts(
-        self, rank: int, stream: int, text: str, at: float | None = None, newlines: int | None = None
-    ) -> list[str]:
-        """``_format``'s text in pieces (joined once, with the rest of a publish: the text of
-        a flood is copied as few times as can be). ``newlines``: how many ``\n`` ``text``
-        holds, if known."""
-        prefix = self._prefix(rank, at)
-        open_rank = self._open[stream]
-        head = "\n" if open_rank is not None and open_rank != rank else ""
-        if open_rank != rank:
-            head += prefix
-        if text.endswith("\n"):
-            self._open[stream] = None
-            # Every newline but the last starts a prefixed line (no copy of the text without it).
-            n = text.count("\n") if newlines is None else newlines
-            return [head, text.replace("\n", "\n" + prefix, n - 1)]
-        self._open[stream] = rank
-        return [head, text.replace("\n", "\n" + prefix)]
+    def _format_bundle(self, rank: int, stream: int, bundle: Display, at: float | None) -> list[Part]:
+        if bundle.update:
+            return [(rank, bundle)]  # it replaces a bundle shown earlier, in place
+        label = f"{self._lines.prefix(rank, at)}{'Out' if bundle.kind == 'result' else 'display'}:\n"
+        return [self._lines.end(stream) + label, (rank, bundle)]
 
     def _clear(self) -> None:
         for batch in self._batch.values():
@@ -284,14 +266,16 @@ class TextSink:
             self._last_note = self._clock()
         bundles = []
         for stream, batch in self._batch.items():
-            for rank, entry, _, _ in batch:
+            for rank, entry, _, report in batch:
                 if not isinstance(entry, str):
                     bundles.append((stream, rank, entry))
                     continue
                 record = self._elided.get((rank, stream))
                 if record is None:
                     record = self._elided[(rank, stream)] = Elided()
-                record.add(entry)
+                lines = record.add(entry)
+                if report:
+                    self._report_lines(rank, stream, lines)
         return bundles
 
     def _notes_if_due(self) -> dict[int, list[str]]:
@@ -316,7 +300,7 @@ class TextSink:
             out[stream].extend(self._note(rank, stream, record))
             partial = record.take_partial()
             if partial:
-                out[stream].append(self._format(rank, stream, partial))
+                out[stream].append(self._lines.format(rank, stream, partial))
         self._elided.clear()
         self._budget_spend(out[STDOUT] + out[STDERR])
         self._emit_all(out)
@@ -326,10 +310,7 @@ class TextSink:
         hidden, tail = record.take_lines()
         if not hidden and not tail:
             return []
-        parts = []
-        if self._open[stream] is not None:
-            parts.append("\n")
-            self._open[stream] = None
+        parts = [self._lines.end(stream)]
         prefix = f"[{rank}] "
         if hidden:
             limit = self._budget.describe() if self._budget is not None else "a limit"

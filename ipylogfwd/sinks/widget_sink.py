@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from ..pipeline.items import STDERR, STDOUT, Display
+from ..pipeline.sink import LineReport, ignore_lines
 from ..wire import view_messages
 from .acks import AckHub
 from .kernel import iopub_sync
@@ -88,6 +89,7 @@ class WidgetSink:
         self.counts = {r: [0, 0, 0] for r in ranks}  # dispatcher writes; status reads ints
         self._replays: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._request_publish: Callable[[], None] | None = None
+        self._report_lines: LineReport = ignore_lines
         self._pending_chars = 0
         self.panel = ProcsPanel(
             [self.widgets[r] for r in ranks], started=started or time.time(), timestamps=timestamps, mode=view
@@ -120,12 +122,15 @@ class WidgetSink:
     def write(self, rank: int, stream: int, text: str) -> None:
         self.write_at(rank, stream, text, time.time())
 
-    def write_at(self, rank: int, stream: int, text: str, at: float, newlines: int | None = None) -> None:
-        if newlines is None:
-            newlines = text.count("\n")
+    def write_at(self, rank: int, stream: int, text: str, at: float) -> None:
+        newlines = text.count("\n")
         self._pending[rank].add(stream, text, newlines, at)
         self.counts[rank][stream] += newlines
         self._pending_chars += len(text)
+        self._report_lines(rank, stream, newlines)
+
+    def count_lines(self, report: LineReport) -> None:
+        self._report_lines = report
 
     def display(self, rank: int, bundle: Display) -> None:
         kind: Literal["display", "result"] = "result" if bundle.kind == "result" else "display"

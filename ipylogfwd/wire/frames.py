@@ -25,7 +25,7 @@ from typing import Any
 from ..pipeline.items import Barrier, CellStart, Display, Eof, Item, Log
 from . import displays
 
-WIRE_VERSION = 2  # 2: display bundles among the items, push/pull commands
+WIRE_VERSION = 3  # 2: display bundles among the items, push/pull commands; 3: Log without a line count
 MAX_HEADER = 64 * 1024
 MAX_DATA_FRAME = 256 * 1024  # the size of items the agent puts in one data frame (about)
 
@@ -78,12 +78,12 @@ def ctl_message(body: bytes) -> dict[str, Any]:
 
 
 # --- pipeline items -----------------------------------------------------------------------------
-# Log:       b"L" stream:u8 newlines:u32 length:u32 utf-8
+# Log:       b"L" stream:u8 length:u32 utf-8
 # Barrier:   b"B" stream:u8 weak:u8 kind-length:u8 kind:ascii value:u64
 # CellStart: b"C" stream:u8 cell:u64
 # Display:   b"D" stream:u8 size:u32 length:u32 json (kind, data, metadata, display_id, update)
 # Eof:       b"F" stream:u8
-_LOG = struct.Struct("!BII")
+_LOG = struct.Struct("!BI")
 _DISPLAY = struct.Struct("!BII")
 _BARRIER = struct.Struct("!BBB")
 _U64 = struct.Struct("!Q")
@@ -96,7 +96,7 @@ def encode_items(items: list[Item]) -> bytes:
     for item in items:
         if isinstance(item, Log):
             data = item.text.encode("utf-8", "surrogatepass")
-            out += b"L" + _LOG.pack(item.stream, item.newlines, len(data)) + data
+            out += b"L" + _LOG.pack(item.stream, len(data)) + data
         elif isinstance(item, Barrier):
             kind = item.key[0].encode("ascii")
             out += b"B" + _BARRIER.pack(item.stream, int(item.weak), len(kind)) + kind + _U64.pack(item.key[1])
@@ -122,13 +122,13 @@ def decode_items(data: bytes) -> list[Item]:
             tag = view[pos : pos + 1].tobytes()
             pos += 1
             if tag == b"L":
-                stream, newlines, length = _LOG.unpack_from(view, pos)
+                stream, length = _LOG.unpack_from(view, pos)
                 pos += _LOG.size
                 if pos + length > len(view):
                     raise FrameError("text runs past the frame")
                 text = view[pos : pos + length].tobytes().decode("utf-8", "surrogatepass")
                 pos += length
-                items.append(Log(_stream(stream), text, newlines))
+                items.append(Log(_stream(stream), text))
             elif tag == b"B":
                 stream, weak, klen = _BARRIER.unpack_from(view, pos)
                 pos += _BARRIER.size
