@@ -11,10 +11,8 @@ TIMESTAMPS = ("absolute", "relative")
 
 
 def prefix_lines(text: str, prefix: str) -> tuple[str, int]:
-    """``text`` with ``prefix`` after each newline but one that ends it, and how many newlines
-    ``text`` holds."""
-    if not prefix:
-        return text, text.count("\n")
+    """``text`` with ``prefix`` (not empty) after each newline but one that ends it, and how
+    many newlines ``text`` holds."""
     ends = text.endswith("\n")
     if text.isascii() and prefix.isascii():
         # bytes.replace finds each newline with memchr where str.replace runs a general
